@@ -1,0 +1,55 @@
+"""Id vocabularies: external ids (ints or strings) <-> dense int32 indices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["IdVocabulary"]
+
+
+class IdVocabulary:
+    """A sorted, immutable mapping between external ids and dense ``int32`` indices.
+
+    Indices never leave the library: every public output uses the external ids.
+    """
+
+    def __init__(self, ids: Any) -> None:
+        values = pd.Index(pd.unique(np.asarray(ids)))
+        if values.hasnans:
+            raise ValueError("ids must not be missing")
+        self._index = values.sort_values()
+
+    @classmethod
+    def from_sorted(cls, ids: Any) -> IdVocabulary:
+        """Rebuild a vocabulary from ids already unique and sorted (as saved in an artifact)."""
+        vocab = cls.__new__(cls)
+        vocab._index = pd.Index(np.asarray(ids))
+        return vocab
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """External ids in index order."""
+        return self._index.to_numpy()
+
+    def index_of(self, ids: Any) -> np.ndarray:
+        """Indices of ``ids`` as ``int32``; -1 for ids not in the vocabulary."""
+        arr = np.asarray(ids)
+        if arr.dtype.kind in "iu" and self._index.dtype.kind not in "iu":
+            arr = arr.astype(str)
+        elif arr.dtype.kind in "OUS" and self._index.dtype.kind in "iu":
+            as_num = pd.to_numeric(pd.Series(arr.ravel()), errors="coerce")
+            arr = np.where(as_num.isna(), -(2**62), as_num.fillna(-(2**62))).astype(np.int64)
+        return self._index.get_indexer(arr.ravel()).astype(np.int32)
+
+    def index_one(self, external_id: Any) -> int:
+        """Index of one id, or -1 when unknown."""
+        return int(self.index_of(np.asarray([external_id]))[0])
+
+    def contains(self, external_id: Any) -> bool:
+        return self.index_one(external_id) >= 0
