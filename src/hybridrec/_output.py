@@ -1,0 +1,87 @@
+"""Rendering result tables for the terminal (rich), or as JSON or CSV for other programs."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FORMATS = ("table", "json", "csv")
+
+
+def render(frame: pd.DataFrame, fmt: str, *, title: str | None = None) -> str:
+    """Text of ``frame`` in ``fmt``; JSON is a list of records keyed by column name."""
+    if fmt == "json":
+        records = [
+            {k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")
+        ]
+        return json.dumps(records, indent=2)
+    if fmt == "csv":
+        buf = io.StringIO()
+        frame.map(_csv_cell).to_csv(buf, index=False)
+        return buf.getvalue().rstrip("\n")
+    return _rich_table(frame, title)
+
+
+def render_mapping(values: Mapping[str, Any], fmt: str, *, title: str | None = None) -> str:
+    """A flat mapping (e.g. metrics) as a two-column table, a JSON object, or a CSV row."""
+    if fmt == "json":
+        return json.dumps({k: _plain(v) for k, v in values.items()}, indent=2)
+    if fmt == "csv":
+        return render(pd.DataFrame([dict(values)]), "csv")
+    frame = pd.DataFrame({"metric": list(values), "value": list(values.values())})
+    return _rich_table(frame, title)
+
+
+def _rich_table(frame: pd.DataFrame, title: str | None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for col in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[col])
+        table.add_column(str(col), justify="right" if numeric else "left", overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    console = Console(file=io.StringIO(), width=100, force_terminal=False, color_system=None)
+    console.print(table)
+    return console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined]
+
+
+def _cell(value: Any) -> str:
+    value = _plain(value)
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4f}"
+    if isinstance(value, list):
+        shown = ", ".join(_cell(v) for v in value[:3])
+        return f"[{shown}{', …' if len(value) > 3 else ''}] ({len(value)})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) + "}"
+    return "" if value is None else str(value)
+
+
+def _csv_cell(value: Any) -> Any:
+    value = _plain(value)
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def _plain(value: Any) -> Any:
+    """Numpy/pandas scalars and arrays to plain Python, NaN to None (valid JSON)."""
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value

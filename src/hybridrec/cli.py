@@ -1,0 +1,479 @@
+"""The ``hybridrec`` command: parse, call the Python API, print. The only place that sets up
+logging.
+
+Exit codes: 0 success, 2 bad input (one-line message on stderr), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import pandas as pd
+
+from hybridrec._errors import HybridrecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXAMPLES = "\n\n\b\nExample:\n  "
+
+
+def _examples(*lines: str) -> str:
+    return EXAMPLES + "\n  ".join(lines)
+
+
+class _State:
+    def __init__(self, workspace: str | None, quiet: bool, verbose: int) -> None:
+        self.workspace_path = workspace
+        self.quiet = quiet
+        self.verbose = verbose
+
+    @property
+    def show_progress(self) -> bool:
+        return not self.quiet and sys.stderr.isatty()
+
+    def workspace(self) -> Any:
+        from hybridrec.workspace import Workspace
+
+        return Workspace(self.workspace_path)
+
+    def models_root(self) -> Path:
+        return Path(self.workspace().models_dir)
+
+    def load_model(self, name: str) -> Any:
+        from hybridrec.models import load_model
+
+        model = load_model(self.models_root(), name)
+        if hasattr(model, "show_progress"):
+            model.show_progress = self.show_progress
+        return model
+
+
+def _guarded(func: F) -> F:
+    """Turn user errors into a one-line message and exit code 2; bugs into exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HybridrecError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except (ValueError, KeyError) as exc:
+            # Parameter validation in the library raises ValueError; report it like bad input.
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(f"error: {message}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (rerun with -v for details)", err=True
+            )
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit(frame: pd.DataFrame, fmt: str, title: str | None = None) -> None:
+    from hybridrec._output import render
+
+    click.echo(render(frame, fmt, title=title))
+
+
+def _emit_mapping(values: dict[str, Any], fmt: str, title: str | None = None) -> None:
+    from hybridrec._output import render_mapping
+
+    click.echo(render_mapping(values, fmt, title=title))
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--workspace",
+    "-w",
+    envvar="HYBRIDREC_WORKSPACE",
+    default=None,
+    help="Workspace directory [default: $HYBRIDREC_WORKSPACE or ./hybridrec-workspace].",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or summaries on stderr.")
+@click.option("--verbose", "-v", count=True, help="Log to stderr (-vv for debug and tracebacks).")
+@click.version_option(package_name="hybridrec")
+@click.pass_context
+def main(ctx: click.Context, workspace: str | None, quiet: bool, verbose: int) -> None:
+    """Hybrid recommendation on rating data: BigQuery ML's matrix factorization workflow,
+    locally, with DuckDB and fast ALS.
+
+    \b
+    Typical session:
+      hybridrec load ml-100k
+      hybridrec train mf --name recommender_16 --num-factors 16
+      hybridrec recommend recommender_16 --user 903 --genre Comedy -n 5
+    """
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    ctx.obj = _State(workspace, quiet, verbose)
+
+
+# ---------------------------------------------------------------------- data
+@main.command(
+    help="Load MovieLens (any layout) or RecBole files into the workspace."
+    + _examples(
+        "hybridrec load ml-100k",
+        "hybridrec load ./ml-latest-small.zip",
+        "hybridrec load ./synth20m",
+    )
+)
+@click.argument("source")
+@format_option
+@click.pass_obj
+@_guarded
+def load(state: _State, source: str, fmt: str) -> None:
+    """SOURCE is a dataset name (ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest-small,
+    ml-latest) or a folder / .zip / .whl holding one of the MovieLens or RecBole layouts."""
+    summary = state.workspace().load(source, show_progress=state.show_progress)
+    _emit_mapping(summary.as_dict(), fmt, title="loaded")
+
+
+@main.command(
+    help="Write a synthetic dataset in the ml-20m CSV layout, with its ground truth."
+    + _examples(
+        "hybridrec synth --out ./synth20m",
+        "hybridrec synth --out ./small --users 1000 --items 500 --ratings 50000",
+    )
+)
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder."
+)
+@click.option("--users", type=click.IntRange(min=1), default=138_493, show_default=True)
+@click.option("--items", type=click.IntRange(min=1), default=26_744, show_default=True)
+@click.option("--ratings", type=click.IntRange(min=1), default=20_000_263, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@format_option
+@click.pass_obj
+@_guarded
+def synth(
+    state: _State, out_dir: str, users: int, items: int, ratings: int, seed: int, fmt: str
+) -> None:
+    from dataclasses import asdict
+
+    from hybridrec.data import SynthConfig, write_synthetic
+
+    config = SynthConfig(n_users=users, n_items=items, n_ratings=ratings, seed=seed)
+    summary = write_synthetic(out_dir, config, show_progress=state.show_progress)
+    _emit_mapping(
+        {k: str(v) if isinstance(v, Path) else v for k, v in asdict(summary).items()},
+        fmt,
+        title="written",
+    )
+
+
+@main.command(
+    help="Run read-only SQL against the workspace (tables ratings, movies, users; "
+    "ml_weights('model') gives a model's weights like ML.WEIGHTS)."
+    + _examples(
+        'hybridrec sql "SELECT COUNT(*) FROM ratings"',
+        "hybridrec sql \"SELECT * FROM ml_weights('recommender_16') WHERE feature = '903'\"",
+    )
+)
+@click.argument("query")
+@format_option
+@click.pass_obj
+@_guarded
+def sql(state: _State, query: str, fmt: str) -> None:
+    _emit(state.workspace().sql(query), fmt)
+
+
+# ---------------------------------------------------------------------- training
+@main.group(help="Train a model on the workspace's ratings.")
+def train() -> None:
+    pass
+
+
+@train.command(
+    "mf",
+    help="Train explicit matrix factorization by ALS (BigQuery ML's matrix_factorization)."
+    + _examples("hybridrec train mf --name recommender_16 --num-factors 16 --l2-reg 0.2"),
+)
+@click.option("--name", required=True, help="Model name (saved under the workspace's models/).")
+@click.option("--num-factors", type=click.IntRange(min=1), default=None, help="Latent factors K.")
+@click.option("--l2-reg", type=click.FloatRange(min=0), default=None, help="L2 penalty on factors.")
+@click.option(
+    "--l2-reg-bias", type=click.FloatRange(min=0), default=None, help="L2 penalty on intercepts."
+)
+@click.option("--max-iterations", type=click.IntRange(min=1), default=None)
+@click.option("--early-stop/--no-early-stop", default=None, help="Stop when progress is small.")
+@click.option("--min-rel-progress", type=click.FloatRange(min=0), default=None)
+@click.option("--eval-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=None)
+@click.option("--seed", type=int, default=None)
+@format_option
+@click.pass_obj
+@_guarded
+def train_mf(state: _State, name: str, fmt: str, **options: Any) -> None:
+    from hybridrec.mf import MatrixFactorization
+    from hybridrec.models import model_dir
+
+    params = {k: v for k, v in options.items() if v is not None}
+    ws = state.workspace()
+    path = model_dir(ws.models_dir, name)
+    model = MatrixFactorization(**params, show_progress=state.show_progress)
+    model.fit(ws.ratings(), items=ws.movies())
+    model.save(path)
+    if not state.quiet:
+        click.echo(f"saved model {name!r} to {path}", err=True)
+    _emit(model.training_info(), fmt, title=f"training info: {name}")
+
+
+# ---------------------------------------------------------------------- using a model
+@main.command(
+    help="Show a model's options, training log (like ML.TRAINING_INFO) and metrics."
+    + _examples("hybridrec info recommender_16")
+)
+@click.argument("name")
+@format_option
+@click.pass_obj
+@_guarded
+def info(state: _State, name: str, fmt: str) -> None:
+    from hybridrec import artifacts
+    from hybridrec.models import model_dir
+
+    path = model_dir(state.models_root(), name)
+    meta = state.load_model(name) and artifacts.read_meta(path)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(meta, indent=2))
+        return
+    summary = {k: v for k, v in meta.items() if not isinstance(v, dict | list)}
+    summary.update({f"param.{k}": v for k, v in meta.get("params", {}).items()})
+    _emit_mapping(summary, fmt, title=f"model {name}")
+    _emit(pd.DataFrame(meta.get("training_log", [])), fmt, title="training info")
+    if meta.get("metrics"):
+        _emit_mapping(meta["metrics"], fmt, title="evaluation on the hold-out")
+
+
+@main.command(
+    "models",
+    help="List the models in the workspace." + _examples("hybridrec models"),
+)
+@format_option
+@click.pass_obj
+@_guarded
+def models_(state: _State, fmt: str) -> None:
+    from hybridrec.models import list_models
+
+    _emit(
+        pd.DataFrame(
+            list_models(state.models_root()), columns=["name", "kind", "trained_at", "rmse"]
+        ),
+        fmt,
+    )
+
+
+@main.command(
+    help="Recommend items to a user, users for an item, or top-N for every user."
+    + _examples(
+        "hybridrec recommend recommender_16 --user 903 --genre Comedy -n 5",
+        'hybridrec recommend recommender_16 --user 903 --where "year >= 1990"',
+        "hybridrec recommend recommender_16 --item 50 -n 5",
+        "hybridrec recommend recommender_16 --all -n 10 --out top10.parquet",
+    )
+)
+@click.argument("name")
+@click.option("--user", help="Recommend items to this userId.")
+@click.option("--item", help="Find the users most likely to rate this movieId highly.")
+@click.option("--all", "all_users", is_flag=True, help="Top-N for every user, streamed to --out.")
+@click.option("-n", "n", type=click.IntRange(min=1, max=100_000), default=10, show_default=True)
+@click.option("--genre", help="Only items of this genre.")
+@click.option("--where", "predicate", help="Only movies matching this SQL predicate on `movies`.")
+@click.option("--include-seen", is_flag=True, help="Also recommend items already rated.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Parquet file for --all.")
+@format_option
+@click.pass_obj
+@_guarded
+def recommend(
+    state: _State,
+    name: str,
+    user: str | None,
+    item: str | None,
+    all_users: bool,
+    n: int,
+    genre: str | None,
+    predicate: str | None,
+    include_seen: bool,
+    out: str | None,
+    fmt: str,
+) -> None:
+    if sum(x is not None and x is not False for x in (user, item, all_users or None)) != 1:
+        raise HybridrecError("give exactly one of --user, --item or --all")
+    model = state.load_model(name)
+    if all_users:
+        if out is None:
+            raise HybridrecError(
+                "--all needs --out FILE.parquet (the result has a row per user and rank)"
+            )
+        rows = _write_batches(model.recommend_all(n, exclude_seen=not include_seen), out)
+        if not state.quiet:
+            click.echo(f"wrote {rows} recommendations to {out}", err=True)
+        return
+    if item is not None:
+        _emit(model.recommend_users(item, n, exclude_seen=not include_seen), fmt)
+        return
+    candidates = state.workspace().item_ids_where(predicate) if predicate else None
+    _emit(
+        model.recommend(user, n, genre=genre, candidates=candidates, exclude_seen=not include_seen),
+        fmt,
+    )
+
+
+def _write_batches(batches: Any, out: str) -> int:
+    """Stream record batches to a Parquet file, atomically (temp file, then rename)."""
+    import pyarrow.parquet as pq
+
+    target = Path(out)
+    tmp = target.with_name(f".{target.name}.tmp")
+    rows = 0
+    writer = None
+    try:
+        for batch in batches:
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, batch.schema, compression="zstd")
+            writer.write_batch(batch)
+            rows += batch.num_rows
+        if writer is not None:
+            writer.close()
+            writer = None
+            os.replace(tmp, target)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+@main.command(
+    help="Predict ratings for (userId, movieId) pairs from a CSV or Parquet file."
+    + _examples(
+        "hybridrec predict recommender_16 --pairs pairs.csv",
+        "hybridrec predict m --pairs p.parquet --out pred.parquet",
+    )
+)
+@click.argument("name")
+@click.option(
+    "--pairs",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="CSV/Parquet with userId, movieId.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Write predictions here (.csv or .parquet)."
+)
+@format_option
+@click.pass_obj
+@_guarded
+def predict(state: _State, name: str, pairs: str, out: str | None, fmt: str) -> None:
+    from hybridrec.data._files import read_frame
+
+    frame = read_frame(pairs, required=("userId", "movieId"))
+    result = state.load_model(name).predict_frame(frame)
+    if out is None:
+        _emit(result, fmt)
+        return
+    target = Path(out)
+    tmp = target.with_name(f".{target.name}.tmp")
+    if target.suffix.lower() == ".parquet":
+        result.to_parquet(tmp, index=False)
+    else:
+        result.to_csv(tmp, index=False)
+    os.replace(tmp, target)
+
+
+@main.command(
+    help="Show learned weights in BigQuery ML's ML.WEIGHTS shape."
+    + _examples(
+        "hybridrec weights recommender_16 --user 903",
+        "hybridrec weights recommender_16 --item 50 --format json",
+    )
+)
+@click.argument("name")
+@click.option("--user", "users", multiple=True, help="Only this userId (repeatable).")
+@click.option("--item", "items", multiple=True, help="Only this movieId (repeatable).")
+@format_option
+@click.pass_obj
+@_guarded
+def weights(
+    state: _State, name: str, users: tuple[str, ...], items: tuple[str, ...], fmt: str
+) -> None:
+    model = state.load_model(name)
+    frame = model.weights(users=list(users) or None, items=list(items) or None)
+    if not users and not items and fmt == "table":
+        frame = frame.head(20)
+        click.echo(f"(first 20 of {len(model.weights())} rows; use --format csv for all)", err=True)
+    _emit(frame, fmt, title=f"ML.WEIGHTS: {name}")
+
+
+@main.command(
+    help="Evaluate a model: BigQuery ML's regression metrics, rmse and ranking metrics at k."
+    + _examples(
+        "hybridrec evaluate recommender_16",
+        "hybridrec evaluate recommender_16 --data test.parquet -k 5",
+    )
+)
+@click.argument("name")
+@click.option(
+    "--data",
+    help="CSV/Parquet file or workspace table with userId, movieId, rating "
+    "[default: the model's own hold-out].",
+)
+@click.option("-k", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
+@format_option
+@click.pass_obj
+@_guarded
+def evaluate(state: _State, name: str, data: str | None, k: int, fmt: str) -> None:
+    model = state.load_model(name)
+    frame = None
+    if data is not None:
+        required = ("userId", "movieId", "rating")
+        if Path(data).exists() or "." in data or "/" in data:
+            from hybridrec.data._files import read_frame
+
+            frame = read_frame(data, required=required)
+        else:
+            frame = state.workspace().sql(f'SELECT userId, movieId, rating FROM "{data}"')
+    _emit_mapping(model.evaluate(frame, k=k), fmt, title=f"evaluation: {name}")
+
+
+@main.command(
+    help="Run the companion BigQuery ML notebook end to end on MovieLens 100K."
+    + _examples("hybridrec demo", "hybridrec --workspace /tmp/demo demo")
+)
+@click.pass_obj
+@_guarded
+def demo(state: _State) -> None:
+    from hybridrec._demo import run_demo
+
+    run_demo(state.workspace(), echo=click.echo, show_progress=state.show_progress)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,93 @@
+"""Evaluation metrics: BigQuery ML's regression metric names, RMSE, and top-k ranking metrics.
+
+Regression metrics follow ``ML.EVALUATE`` for regression and explicit matrix factorization:
+``mean_absolute_error``, ``mean_squared_error``, ``mean_squared_log_error``,
+``median_absolute_error``, ``r2_score``, ``explained_variance``; we add ``rmse``.
+
+Ranking metrics use binary relevance: an item is relevant to a user when its held-out rating is
+at least a threshold (4 by default). Items the user rated in training are excluded from the
+ranked list before scoring (the caller does that), and only users with at least one relevant
+held-out item are averaged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["RANKING_METRICS", "REGRESSION_METRICS", "ranking_metrics", "regression_metrics"]
+
+REGRESSION_METRICS = (
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_squared_log_error",
+    "median_absolute_error",
+    "r2_score",
+    "explained_variance",
+    "rmse",
+)
+RANKING_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Rating-prediction metrics with BigQuery ML's names (plus ``rmse``)."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if y.shape != p.shape:
+        raise ValueError(f"y_true has shape {y.shape} but y_pred has {p.shape}")
+    if y.size == 0:
+        raise ValueError("cannot evaluate on an empty set")
+    err = y - p
+    mse = float(np.mean(err**2))
+    var_y = float(np.var(y))
+    # log1p needs values > -1; ratings are non-negative, clip predictions like BigQuery does.
+    log_err = np.log1p(np.clip(y, 0, None)) - np.log1p(np.clip(p, 0, None))
+    return {
+        "mean_absolute_error": float(np.mean(np.abs(err))),
+        "mean_squared_error": mse,
+        "mean_squared_log_error": float(np.mean(log_err**2)),
+        "median_absolute_error": float(np.median(np.abs(err))),
+        "r2_score": 1.0 - mse / var_y if var_y > 0 else 0.0,
+        "explained_variance": 1.0 - float(np.var(err)) / var_y if var_y > 0 else 0.0,
+        "rmse": float(np.sqrt(mse)),
+    }
+
+
+def ranking_metrics(
+    top_items: np.ndarray,
+    relevant_indptr: np.ndarray,
+    relevant_indices: np.ndarray,
+    k: int = 10,
+) -> dict[str, float]:
+    """Mean precision, recall, NDCG, MAP and hit rate at ``k`` over users with relevant items.
+
+    ``top_items[u]`` is user ``u``'s ranked list (item indices, best first, -1 for empty slots);
+    the relevant items of user ``u`` are the CSR row ``u`` of
+    (``relevant_indptr``, ``relevant_indices``).
+    Keys are suffixed with ``@k``.
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    top = np.asarray(top_items)[:, :k]
+    n_users = top.shape[0]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    sums = dict.fromkeys(RANKING_METRICS, 0.0)
+    counted = 0
+    for u in range(n_users):
+        rel = relevant_indices[relevant_indptr[u] : relevant_indptr[u + 1]]
+        if rel.size == 0:
+            continue
+        counted += 1
+        ranked = top[u]
+        hits = np.isin(ranked, rel) & (ranked >= 0)
+        n_hits = int(hits.sum())
+        sums["precision"] += n_hits / k
+        sums["recall"] += n_hits / rel.size
+        ideal = discounts[: min(rel.size, k)].sum()
+        sums["ndcg"] += float(discounts[: hits.size][hits].sum()) / ideal
+        if n_hits:
+            precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
+            sums["map"] += float(precision_at_hit.sum()) / min(rel.size, k)
+            sums["hit_rate"] += 1.0
+    if counted == 0:
+        return {f"{name}@{k}": float("nan") for name in RANKING_METRICS}
+    return {f"{name}@{k}": value / counted for name, value in sums.items()}

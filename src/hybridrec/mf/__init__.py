@@ -1,0 +1,5 @@
+"""Matrix factorization: explicit ALS with intercepts (BigQuery ML's ``matrix_factorization``)."""
+
+from hybridrec.mf._model import MatrixFactorization
+
+__all__ = ["MatrixFactorization"]

@@ -1,0 +1,213 @@
+"""Numba kernels for biased ALS, scoring and top-N selection.
+
+Compiled once (``cache=True``) and parallel over users or items (``prange``). Normal equations are
+accumulated in float64 while factors are stored in float32. ``_reference.py`` holds the slow NumPy
+version of the same maths; the tests compare the two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def _cholesky_solve(a: np.ndarray, b: np.ndarray, d: int) -> None:
+    """Solve ``a x = b`` in place (x left in ``b``) for a symmetric positive-definite ``a``.
+
+    Only the lower triangle of ``a`` is read; it is overwritten by the Cholesky factor.
+    """
+    for j in range(d):
+        s = a[j, j]
+        for k in range(j):
+            s -= a[j, k] * a[j, k]
+        # The ridge term keeps s > 0; the guard only protects against round-off on empty rows.
+        s = np.sqrt(s) if s > 1e-12 else 1e-6
+        a[j, j] = s
+        for i in range(j + 1, d):
+            t = a[i, j]
+            for k in range(j):
+                t -= a[i, k] * a[j, k]
+            a[i, j] = t / s
+    for i in range(d):
+        t = b[i]
+        for k in range(i):
+            t -= a[i, k] * b[k]
+        b[i] = t / a[i, i]
+    for i in range(d - 1, -1, -1):
+        t = b[i]
+        for k in range(i + 1, d):
+            t -= a[k, i] * b[k]
+        b[i] = t / a[i, i]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def solve_side(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    other_factors: np.ndarray,
+    other_bias: np.ndarray,
+    global_mean: float,
+    reg_factors: float,
+    reg_bias: float,
+    reg_exponent: float,
+    reg_bias_exponent: float,
+    out_factors: np.ndarray,
+    out_bias: np.ndarray,
+) -> None:
+    """One ALS half-step: for every row of the CSR matrix, solve its factors and intercept.
+
+    Row ``u`` minimises ``sum_i (r_ui - mu - b_i - b_u - p_u.q_i)^2
+    + n_u^reg_exponent reg_factors |p_u|^2 + n_u^reg_bias_exponent reg_bias b_u^2`` with
+    ``q_i, b_i`` held fixed, i.e. a ridge regression on the augmented vectors ``y_i = [q_i, 1]``.
+    """
+    n_rows = indptr.shape[0] - 1
+    k = other_factors.shape[1]
+    d = k + 1
+    for u in prange(n_rows):
+        start = indptr[u]
+        end = indptr[u + 1]
+        if end == start:
+            for f in range(k):
+                out_factors[u, f] = 0.0
+            out_bias[u] = 0.0
+            continue
+        a = np.zeros((d, d))
+        b = np.zeros(d)
+        for j in range(start, end):
+            i = indices[j]
+            t = values[j] - global_mean - other_bias[i]
+            for f in range(k):
+                qf = np.float64(other_factors[i, f])
+                b[f] += t * qf
+                for g in range(f + 1):
+                    a[f, g] += qf * other_factors[i, g]
+                a[k, f] += qf
+            b[k] += t
+        a[k, k] = end - start
+        count = np.float64(end - start)
+        scale = count**reg_exponent
+        for f in range(k):
+            a[f, f] += reg_factors * scale
+        a[k, k] += reg_bias * count**reg_bias_exponent
+        _cholesky_solve(a, b, d)
+        for f in range(k):
+            out_factors[u, f] = b[f]
+        out_bias[u] = b[k]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def squared_error_sum(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    user_factors: np.ndarray,
+    user_bias: np.ndarray,
+    item_factors: np.ndarray,
+    item_bias: np.ndarray,
+    global_mean: float,
+) -> float:
+    """Sum of squared residuals over the given (user, item, rating) triples (indices all known)."""
+    total = 0.0
+    k = user_factors.shape[1]
+    for j in prange(values.shape[0]):
+        u = users[j]
+        i = items[j]
+        p = global_mean + user_bias[u] + item_bias[i]
+        for f in range(k):
+            p += np.float64(user_factors[u, f]) * item_factors[i, f]
+        e = values[j] - p
+        total += e * e
+    return total
+
+
+@njit(parallel=True, cache=True)
+def predict_pairs(
+    users: np.ndarray,
+    items: np.ndarray,
+    user_factors: np.ndarray,
+    user_bias: np.ndarray,
+    item_factors: np.ndarray,
+    item_bias: np.ndarray,
+    global_mean: float,
+    low: float,
+    high: float,
+) -> np.ndarray:
+    """Clipped predictions; index -1 means unknown and contributes neither factors nor intercept."""
+    out = np.empty(users.shape[0], dtype=np.float64)
+    k = user_factors.shape[1]
+    for j in prange(users.shape[0]):
+        u = users[j]
+        i = items[j]
+        p = global_mean
+        if u >= 0:
+            p += user_bias[u]
+        if i >= 0:
+            p += item_bias[i]
+        if u >= 0 and i >= 0:
+            for f in range(k):
+                p += np.float64(user_factors[u, f]) * item_factors[i, f]
+        out[j] = min(max(p, low), high)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def top_n_rows(
+    scores: np.ndarray,
+    row_offset: int,
+    excl_indptr: np.ndarray,
+    excl_indices: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``n`` columns of every row of ``scores``, best first, skipping excluded columns.
+
+    ``scores`` holds rows ``row_offset .. row_offset + len(scores)`` of the full matrix; the
+    exclusion CSR is indexed by full row number, its indices sorted within each row. Columns
+    whose score is ``-inf`` are never returned; missing slots are -1.
+    """
+    n_rows, n_cols = scores.shape
+    top_idx = np.full((n_rows, n), -1, dtype=np.int32)
+    top_val = np.full((n_rows, n), -np.inf, dtype=np.float32)
+    for r in prange(n_rows):
+        row = row_offset + r
+        ex = excl_indptr[row]
+        ex_end = excl_indptr[row + 1]
+        idx = top_idx[r]
+        val = top_val[r]
+        worst = -np.inf
+        for c in range(n_cols):
+            while ex < ex_end and excl_indices[ex] < c:
+                ex += 1
+            if ex < ex_end and excl_indices[ex] == c:
+                continue
+            s = scores[r, c]
+            if s <= worst:
+                continue
+            # insertion into the sorted list of the best n so far
+            pos = n - 1
+            while pos > 0 and val[pos - 1] < s:
+                val[pos] = val[pos - 1]
+                idx[pos] = idx[pos - 1]
+                pos -= 1
+            val[pos] = s
+            idx[pos] = c
+            worst = val[n - 1]
+    return top_idx, top_val
+
+
+@njit(cache=True)
+def csr_from_coo(rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counting sort of ``rows``: returns ``(indptr, order)`` such that ``order`` lists the
+    entries row by row, keeping the input order within a row (stable)."""
+    counts = np.zeros(n_rows + 1, dtype=np.int64)
+    for r in rows:
+        counts[r + 1] += 1
+    indptr = np.cumsum(counts)
+    fill = indptr[:-1].copy()
+    order = np.empty(rows.shape[0], dtype=np.int64)
+    for j in range(rows.shape[0]):
+        r = rows[j]
+        order[fill[r]] = j
+        fill[r] += 1
+    return indptr, order

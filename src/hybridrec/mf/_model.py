@@ -1,0 +1,764 @@
+"""Explicit matrix factorization with intercepts, trained by alternating least squares."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from hybridrec import artifacts
+from hybridrec._errors import DataError, ModelError
+from hybridrec._progress import progress_bar
+from hybridrec.data._vocab import IdVocabulary
+from hybridrec.evaluate import ranking_metrics, regression_metrics
+from hybridrec.mf import _kernels
+
+__all__ = ["MatrixFactorization"]
+
+log = logging.getLogger(__name__)
+
+KIND = "matrix_factorization"
+USER_COL, ITEM_COL, RATING_COL = "userId", "movieId", "rating"
+
+
+@dataclass(frozen=True)
+class _Csr:
+    """Rows of a sparse matrix: ``indices[indptr[r]:indptr[r+1]]`` (and ``values``) of row r."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def build(
+        cls, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int, *, sort_cols: bool
+    ) -> _Csr:
+        if sort_cols:
+            # Two stable counting sorts (by column, then by row) leave columns sorted in a row.
+            _, by_col = _kernels.csr_from_coo(cols, int(cols.max()) + 1 if cols.size else 1)
+            rows, cols, values = rows[by_col], cols[by_col], values[by_col]
+        indptr, order = _kernels.csr_from_coo(rows, n_rows)
+        return cls(indptr, cols[order], values[order])
+
+
+class MatrixFactorization:
+    """Explicit-feedback matrix factorization with a global mean and per-user/item intercepts.
+
+    The model predicts ``r̂_ui = μ + b_u + b_i + p_u·q_i`` and minimises, by alternating least
+    squares (ALS), the regularised squared error over the training ratings::
+
+        Σ (r_ui − r̂_ui)²  +  Σ_u (λ_u n_u^α_u |p_u|² + λ_b n_u^β b_u²)
+                           +  Σ_i (λ_i n_i^α_i |q_i|² + λ_b n_i^β b_i²)
+
+    where ``μ`` is the training mean and ``n_u`` / ``n_i`` the number of training ratings of a
+    user / item. ``λ_u = l2_reg``, ``λ_i = l2_reg_item`` (default: ``l2_reg``),
+    ``α_u = reg_exponent``, ``α_i = item_reg_exponent`` (default: ``reg_exponent``),
+    ``λ_b = l2_reg_bias``, ``β = reg_bias_exponent``. An exponent of 1 is the "weighted-λ"
+    regularisation of Zhou et al. (Spark's ALS); 0 is plain L2 as in BigQuery ML, and for the
+    intercepts it is the "damping" of LensKit's bias model.
+    Each half-step solves one small ridge regression per user (then per item) on the augmented
+    vectors ``[q_i, 1]``, so intercepts and factors are fitted jointly and exactly.
+
+    Users or items unseen in training fall back to ``μ`` plus the intercept that is known (as
+    BigQuery ML does); predictions are clipped to the rating range seen in training.
+
+    Parameters follow BigQuery ML's ``matrix_factorization`` options where one exists.
+    Defaults were chosen by measurement on MovieLens 100K (see ``benchmarks/tuning_mf.py``).
+    """
+
+    def __init__(
+        self,
+        num_factors: int = 64,
+        l2_reg: float = 0.12,
+        l2_reg_item: float | None = 0.7,
+        l2_reg_bias: float = 1.0,
+        reg_exponent: float = 1.0,
+        item_reg_exponent: float | None = 0.6,
+        reg_bias_exponent: float = 0.0,
+        max_iterations: int = 20,
+        early_stop: bool = True,
+        min_rel_progress: float = 0.01,
+        eval_fraction: float = 0.2,
+        seed: int = 42,
+        init_scale: float = 0.1,
+        show_progress: bool = False,
+    ) -> None:
+        self.num_factors = num_factors
+        self.l2_reg = l2_reg
+        self.l2_reg_item = l2_reg_item
+        self.l2_reg_bias = l2_reg_bias
+        self.reg_exponent = reg_exponent
+        self.item_reg_exponent = item_reg_exponent
+        self.reg_bias_exponent = reg_bias_exponent
+        self.max_iterations = max_iterations
+        self.early_stop = early_stop
+        self.min_rel_progress = min_rel_progress
+        self.eval_fraction = eval_fraction
+        self.seed = seed
+        self.init_scale = init_scale
+        self.show_progress = show_progress
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "num_factors": self.num_factors,
+            "l2_reg": self.l2_reg,
+            "l2_reg_item": self.l2_reg_item,
+            "l2_reg_bias": self.l2_reg_bias,
+            "reg_exponent": self.reg_exponent,
+            "item_reg_exponent": self.item_reg_exponent,
+            "reg_bias_exponent": self.reg_bias_exponent,
+            "max_iterations": self.max_iterations,
+            "early_stop": self.early_stop,
+            "min_rel_progress": self.min_rel_progress,
+            "eval_fraction": self.eval_fraction,
+            "seed": self.seed,
+            "init_scale": self.init_scale,
+        }
+
+    def _check_params(self) -> None:
+        if not (isinstance(self.num_factors, int) and self.num_factors >= 1):
+            raise ValueError(f"num_factors must be a positive integer, got {self.num_factors!r}")
+        if self.l2_reg < 0 or self.l2_reg_bias < 0:
+            raise ValueError("l2_reg and l2_reg_bias must be >= 0")
+        if self.max_iterations < 1:
+            raise ValueError(f"max_iterations must be >= 1, got {self.max_iterations}")
+        if not 0 <= self.eval_fraction < 1:
+            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, ratings: pd.DataFrame, items: pd.DataFrame | None = None) -> MatrixFactorization:
+        """Fit on a ratings frame (``userId``, ``movieId``, ``rating``).
+
+        ``items`` (``movieId``, ``title``, ``genres``) is optional metadata kept with the model so
+        that recommendations carry titles and can be filtered by genre. A seeded random
+        ``eval_fraction`` of the ratings is held out; it is reported as ``eval_loss`` per
+        iteration and is what :meth:`evaluate` uses by default.
+        """
+        self._check_params()
+        users_ext, items_ext, values = _ratings_arrays(ratings)
+        rng = np.random.default_rng(self.seed)
+        held_out = np.asarray(rng.random(values.shape[0]) < self.eval_fraction)
+        train = ~held_out
+        if not train.any():
+            raise DataError("no training ratings left after the eval split")
+
+        self.user_vocab_ = IdVocabulary(users_ext[train])
+        self.item_vocab_ = IdVocabulary(items_ext[train])
+        u_idx = self.user_vocab_.index_of(users_ext)
+        i_idx = self.item_vocab_.index_of(items_ext)
+        n_users, n_items = len(self.user_vocab_), len(self.item_vocab_)
+
+        tu, ti, tv = u_idx[train], i_idx[train], values[train]
+        self.global_mean_ = float(tv.mean(dtype=np.float64))
+        self.rating_range_ = (float(tv.min()), float(tv.max()))
+        by_user = _Csr.build(tu, ti, tv, n_users, sort_cols=True)
+        by_item = _Csr.build(ti, tu, tv, n_items, sort_cols=False)
+        self._train_csr = by_user
+
+        k = self.num_factors
+        scale = self.init_scale / np.sqrt(k)
+        self.user_factors_ = np.zeros((n_users, k), dtype=np.float32)
+        self.item_factors_ = (rng.standard_normal((n_items, k)) * scale).astype(np.float32)
+        self.user_bias_ = np.zeros(n_users, dtype=np.float64)
+        self.item_bias_ = np.zeros(n_items, dtype=np.float64)
+
+        eu, ei, ev = u_idx[held_out], i_idx[held_out], values[held_out]
+        self.eval_set_ = pd.DataFrame(
+            {
+                USER_COL: users_ext[held_out],
+                ITEM_COL: items_ext[held_out],
+                RATING_COL: ev.astype(np.float64),
+            }
+        )
+        self.training_log_: list[dict[str, float]] = []
+        previous_loss = np.inf
+        with progress_bar("ALS", self.max_iterations, show=self.show_progress) as bar:
+            for iteration in range(self.max_iterations):
+                start = time.perf_counter()
+                self._half_step(
+                    by_user,
+                    self.item_factors_,
+                    self.item_bias_,
+                    self.user_factors_,
+                    self.user_bias_,
+                    item_side=False,
+                )
+                self._half_step(
+                    by_item,
+                    self.user_factors_,
+                    self.user_bias_,
+                    self.item_factors_,
+                    self.item_bias_,
+                    item_side=True,
+                )
+                duration_ms = (time.perf_counter() - start) * 1000
+                loss = self._mse_known(tu, ti, tv)
+                eval_loss = self._mse_any(eu, ei, ev) if ev.size else float("nan")
+                self.training_log_.append(
+                    {
+                        "iteration": iteration,
+                        "loss": loss,
+                        "eval_loss": eval_loss,
+                        "duration_ms": round(duration_ms, 3),
+                    }
+                )
+                log.info(
+                    "iteration %d: loss %.5f eval_loss %.5f (%.0f ms)",
+                    iteration,
+                    loss,
+                    eval_loss,
+                    duration_ms,
+                )
+                bar.advance(1, description=f"ALS loss {loss:.4f}")
+                rel_progress = (
+                    (previous_loss - loss) / previous_loss if np.isfinite(previous_loss) else np.inf
+                )
+                previous_loss = loss
+                if self.early_stop and rel_progress < self.min_rel_progress:
+                    break
+
+        self.seen_ = self._seen_csr(u_idx, i_idx)
+        self.items_meta_ = _items_metadata(items, self.item_vocab_)
+        self.data_fingerprint_ = _fingerprint(users_ext, items_ext, values)
+        self.metrics_ = self.evaluate() if len(self.eval_set_) else {}
+        return self
+
+    def _half_step(
+        self,
+        csr: _Csr,
+        other_factors: np.ndarray,
+        other_bias: np.ndarray,
+        out_factors: np.ndarray,
+        out_bias: np.ndarray,
+        *,
+        item_side: bool,
+    ) -> None:
+        reg, exponent = self.l2_reg, self.reg_exponent
+        if item_side:
+            reg = self.l2_reg if self.l2_reg_item is None else self.l2_reg_item
+            exponent = (
+                self.reg_exponent if self.item_reg_exponent is None else self.item_reg_exponent
+            )
+        _kernels.solve_side(
+            csr.indptr,
+            csr.indices,
+            csr.values,
+            other_factors,
+            other_bias,
+            self.global_mean_,
+            float(reg),
+            float(self.l2_reg_bias),
+            float(exponent),
+            float(self.reg_bias_exponent),
+            out_factors,
+            out_bias,
+        )
+
+    def _mse_known(self, u: np.ndarray, i: np.ndarray, v: np.ndarray) -> float:
+        sse = _kernels.squared_error_sum(
+            u,
+            i,
+            v,
+            self.user_factors_,
+            self.user_bias_,
+            self.item_factors_,
+            self.item_bias_,
+            self.global_mean_,
+        )
+        return float(sse / v.size)
+
+    def _mse_any(self, u: np.ndarray, i: np.ndarray, v: np.ndarray) -> float:
+        pred = self._predict_indices(u, i)
+        return float(np.mean((v - pred) ** 2))
+
+    def _seen_csr(self, u_idx: np.ndarray, i_idx: np.ndarray) -> _Csr:
+        known = (u_idx >= 0) & (i_idx >= 0)
+        u, i = u_idx[known], i_idx[known]
+        return _Csr.build(
+            u, i, np.ones(u.size, dtype=np.float32), len(self.user_vocab_), sort_cols=True
+        )
+
+    # ------------------------------------------------------------------ predicting
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "user_factors_"):
+            raise ModelError("this MatrixFactorization is not fitted: call fit() first")
+
+    def _predict_indices(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        low, high = self.rating_range_
+        return _kernels.predict_pairs(
+            np.ascontiguousarray(u, dtype=np.int32),
+            np.ascontiguousarray(i, dtype=np.int32),
+            self.user_factors_,
+            self.user_bias_,
+            self.item_factors_,
+            self.item_bias_,
+            self.global_mean_,
+            low,
+            high,
+        )
+
+    def predict(
+        self, users: Sequence[Any] | np.ndarray, items: Sequence[Any] | np.ndarray
+    ) -> np.ndarray:
+        """Predicted ratings for aligned sequences of external user and item ids.
+
+        Unknown ids fall back to ``μ`` plus the known intercept; results are clipped to the
+        training rating range.
+        """
+        self._require_fitted()
+        users_arr, items_arr = np.asarray(users), np.asarray(items)
+        if users_arr.shape != items_arr.shape:
+            raise DataError(f"{users_arr.size} users but {items_arr.size} items: pairs must align")
+        return self._predict_indices(
+            self.user_vocab_.index_of(users_arr), self.item_vocab_.index_of(items_arr)
+        )
+
+    def predict_frame(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        """``pairs`` (``userId``, ``movieId``) with a ``predicted_rating`` column added."""
+        missing = [c for c in (USER_COL, ITEM_COL) if c not in pairs.columns]
+        if missing:
+            raise DataError(f"pairs need columns userId and movieId; missing {', '.join(missing)}")
+        out = pairs.copy()
+        out["predicted_rating"] = self.predict(
+            pairs[USER_COL].to_numpy(), pairs[ITEM_COL].to_numpy()
+        )
+        return out
+
+    # ------------------------------------------------------------------ recommending
+    def recommend(
+        self,
+        user: Any,
+        n: int = 10,
+        *,
+        genre: str | None = None,
+        candidates: Sequence[Any] | np.ndarray | None = None,
+        exclude_seen: bool = True,
+    ) -> pd.DataFrame:
+        """Top-``n`` items for one user by predicted rating (``movieId``, [``title``,]
+        ``predicted_rating``), best first.
+
+        ``genre`` keeps items of that genre; ``candidates`` keeps only the given item ids. Items
+        the user rated (in training or in the hold-out) are skipped unless ``exclude_seen`` is
+        false. An unknown user gets the items with the highest intercepts (``μ + b_i``).
+        """
+        self._require_fitted()
+        _check_n(n)
+        u = self.user_vocab_.index_one(user)
+        scores = self.item_bias_ + self.global_mean_
+        if u >= 0:
+            scores = (
+                scores
+                + self.user_bias_[u]
+                + self.item_factors_ @ self.user_factors_[u].astype(np.float64)
+            )
+        allowed = self._candidate_mask(genre, candidates)
+        if exclude_seen and u >= 0:
+            allowed[self.seen_.indices[self.seen_.indptr[u] : self.seen_.indptr[u + 1]]] = False
+        scores = np.where(allowed, scores, -np.inf)
+        top = _top_n(scores, n)
+        low, high = self.rating_range_
+        frame = pd.DataFrame(
+            {
+                ITEM_COL: self.item_vocab_.ids[top],
+                "predicted_rating": np.clip(scores[top], low, high),
+            }
+        )
+        return self._with_item_metadata(frame, top)
+
+    def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
+        """The ``n`` users with the highest predicted rating for ``item`` (``userId``,
+        ``predicted_rating``): the notebook's targeting query."""
+        self._require_fitted()
+        _check_n(n)
+        i = self.item_vocab_.index_one(item)
+        if i < 0:
+            raise DataError(f"movieId {item} is not in the model: no user can be targeted for it")
+        scores = (
+            self.global_mean_
+            + self.item_bias_[i]
+            + self.user_bias_
+            + self.user_factors_ @ self.item_factors_[i].astype(np.float64)
+        )
+        if exclude_seen:
+            seen_users = self._users_who_saw(i)
+            scores[seen_users] = -np.inf
+        top = _top_n(scores, n)
+        low, high = self.rating_range_
+        return pd.DataFrame(
+            {
+                USER_COL: self.user_vocab_.ids[top],
+                "predicted_rating": np.clip(scores[top], low, high),
+            }
+        )
+
+    def recommend_all(
+        self, n: int = 10, *, exclude_seen: bool = True, block_size: int = 4096
+    ) -> Iterator[pa.RecordBatch]:
+        """Every user's top-``n``, streamed as Arrow record batches of
+        (``userId``, ``rank``, ``movieId``, ``predicted_rating``); never a users × items matrix."""
+        self._require_fitted()
+        _check_n(n)
+        excl = self.seen_ if exclude_seen else _empty_csr(len(self.user_vocab_))
+        for start, top_idx, top_val in self._top_n_blocks(n, excl, block_size):
+            rows, ranks = np.nonzero(top_idx >= 0)
+            low, high = self.rating_range_
+            yield pa.record_batch(
+                {
+                    USER_COL: pa.array(self.user_vocab_.ids[start + rows]),
+                    "rank": pa.array((ranks + 1).astype(np.int32)),
+                    ITEM_COL: pa.array(self.item_vocab_.ids[top_idx[rows, ranks]]),
+                    "predicted_rating": pa.array(
+                        np.clip(top_val[rows, ranks], low, high).astype(np.float64)
+                    ),
+                }
+            )
+
+    def _top_n_blocks(
+        self, n: int, excl: _Csr, block_size: int, user_rows: np.ndarray | None = None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        item_scores_t = np.ascontiguousarray(self.item_factors_.T)
+        item_bias = self.item_bias_.astype(np.float32)
+        n_users = len(self.user_vocab_)
+        with progress_bar("recommend", n_users, show=self.show_progress) as bar:
+            for start in range(0, n_users, block_size):
+                stop = min(start + block_size, n_users)
+                # user intercept and μ do not change a user's ranking, so they are added after.
+                block = self.user_factors_[start:stop] @ item_scores_t + item_bias
+                top_idx, top_val = _kernels.top_n_rows(block, start, excl.indptr, excl.indices, n)
+                offset = (self.global_mean_ + self.user_bias_[start:stop]).astype(np.float32)
+                yield start, top_idx, top_val + offset[:, None]
+                bar.advance(stop - start)
+
+    def _users_who_saw(self, item: int) -> np.ndarray:
+        seen = self.seen_
+        rows = np.repeat(np.arange(len(seen.indptr) - 1), np.diff(seen.indptr))
+        return rows[seen.indices == item]
+
+    def _candidate_mask(
+        self, genre: str | None, candidates: Sequence[Any] | np.ndarray | None
+    ) -> np.ndarray:
+        allowed = np.ones(len(self.item_vocab_), dtype=bool)
+        if genre is not None:
+            if "genres" not in self.items_meta_.columns:
+                raise DataError(
+                    "the model has no genre metadata: train it on a workspace with movies"
+                )
+            allowed &= (
+                self.items_meta_["genres"]
+                .map(lambda g: g is not None and genre in list(g))
+                .to_numpy(bool)
+            )
+        if candidates is not None:
+            idx = self.item_vocab_.index_of(np.asarray(candidates))
+            keep = np.zeros_like(allowed)
+            keep[idx[idx >= 0]] = True
+            allowed &= keep
+        return allowed
+
+    def _with_item_metadata(self, frame: pd.DataFrame, top: np.ndarray) -> pd.DataFrame:
+        if "title" in self.items_meta_.columns:
+            frame.insert(1, "title", self.items_meta_["title"].to_numpy()[top])
+        return frame
+
+    # ------------------------------------------------------------------ inspecting
+    def training_info(self) -> pd.DataFrame:
+        """Per-iteration log like ``ML.TRAINING_INFO``: iteration, loss, eval_loss, duration_ms."""
+        self._require_fitted()
+        return pd.DataFrame(
+            self.training_log_, columns=["iteration", "loss", "eval_loss", "duration_ms"]
+        )
+
+    def weights(
+        self, users: Sequence[Any] | None = None, items: Sequence[Any] | None = None
+    ) -> pd.DataFrame:
+        """Learned weights in ``ML.WEIGHTS`` shape: ``processed_input``, ``feature``,
+        ``factor_weights`` (list of ``{factor, weight}``), ``intercept``; plus the
+        ``global__intercept__`` row. With ``users``/``items``: only those rows, no global row."""
+        self._require_fitted()
+        parts: list[pa.Table] = []
+        selective = users is not None or items is not None
+        for name, vocab, factors, bias, wanted in (
+            (USER_COL, self.user_vocab_, self.user_factors_, self.user_bias_, users),
+            (ITEM_COL, self.item_vocab_, self.item_factors_, self.item_bias_, items),
+        ):
+            if selective and wanted is None:
+                continue
+            rows = np.arange(len(vocab)) if wanted is None else _known_rows(vocab, wanted, name)
+            parts.append(_weights_table(name, vocab.ids[rows], factors[rows], bias[rows]))
+        if not selective:
+            parts.append(
+                _weights_table(
+                    "global__intercept__", None, np.zeros((1, 0)), np.array([self.global_mean_])
+                )
+            )
+        return pa.concat_tables(parts).to_pandas()
+
+    def evaluate(
+        self, data: pd.DataFrame | None = None, *, k: int = 10, relevance_threshold: float = 4.0
+    ) -> dict[str, float]:
+        """Regression metrics (BigQuery ML's names + ``rmse``) and ranking metrics at ``k``.
+
+        Defaults to the model's own hold-out. Ranking: for each user with a held-out rating
+        ≥ ``relevance_threshold``, rank all items not rated in training.
+        """
+        self._require_fitted()
+        data = self.eval_set_ if data is None else data
+        users_ext, items_ext, values = _ratings_arrays(data)
+        pred = self.predict(users_ext, items_ext)
+        metrics = regression_metrics(values, pred)
+        metrics.update(self._ranking(users_ext, items_ext, values, k, relevance_threshold))
+        return metrics
+
+    def _ranking(
+        self,
+        users_ext: np.ndarray,
+        items_ext: np.ndarray,
+        values: np.ndarray,
+        k: int,
+        threshold: float,
+    ) -> dict[str, float]:
+        u = self.user_vocab_.index_of(users_ext)
+        i = self.item_vocab_.index_of(items_ext)
+        relevant = (values >= threshold) & (u >= 0) & (i >= 0)
+        if not relevant.any():
+            return {}
+        rel = _Csr.build(
+            u[relevant], i[relevant], values[relevant], len(self.user_vocab_), sort_cols=True
+        )
+        eval_users = np.flatnonzero(np.diff(rel.indptr) > 0)
+        top_items = np.full((len(self.user_vocab_), k), -1, dtype=np.int32)
+        for start, top_idx, _ in self._top_n_blocks(k, self._train_csr, 4096):
+            top_items[start : start + len(top_idx)] = top_idx
+        sub = rel.indptr[eval_users]
+        counts = np.diff(rel.indptr)[eval_users]
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indices = np.concatenate([rel.indices[s : s + c] for s, c in zip(sub, counts, strict=True)])
+        return ranking_metrics(top_items[eval_users], indptr, indices, k)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write the model as a directory (Parquet tables + ``meta.json``), atomically."""
+        self._require_fitted()
+        k = self.num_factors
+        users = pa.table(
+            {
+                USER_COL: pa.array(self.user_vocab_.ids),
+                "intercept": pa.array(self.user_bias_),
+                "factors": _fixed_list(self.user_factors_, k),
+            }
+        )
+        items_cols: dict[str, Any] = {
+            ITEM_COL: pa.array(self.item_vocab_.ids),
+            "intercept": pa.array(self.item_bias_),
+            "factors": _fixed_list(self.item_factors_, k),
+        }
+        for col in self.items_meta_.columns:
+            items_cols[col] = pa.array(self.items_meta_[col].tolist())
+        seen_rows = np.repeat(
+            np.arange(len(self.seen_.indptr) - 1, dtype=np.int32), np.diff(self.seen_.indptr)
+        )
+        train_rows = np.repeat(
+            np.arange(len(self._train_csr.indptr) - 1, dtype=np.int32),
+            np.diff(self._train_csr.indptr),
+        )
+        meta = {
+            "kind": KIND,
+            "params": self.get_params(),
+            "global_mean": self.global_mean_,
+            "rating_range": list(self.rating_range_),
+            "n_users": len(self.user_vocab_),
+            "n_items": len(self.item_vocab_),
+            "n_train_ratings": int(self._train_csr.indices.size),
+            "n_eval_ratings": len(self.eval_set_),
+            "training_log": self.training_log_,
+            "data_fingerprint": self.data_fingerprint_,
+            "metrics": self.metrics_,
+            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        artifacts.write_artifact(
+            path,
+            meta,
+            {
+                "users": users,
+                "items": pa.table(items_cols),
+                "seen": pa.table(
+                    {"user_index": seen_rows, "item_index": self.seen_.indices.astype(np.int32)}
+                ),
+                "train": pa.table(
+                    {
+                        "user_index": train_rows,
+                        "item_index": self._train_csr.indices.astype(np.int32),
+                    }
+                ),
+                "eval": pa.Table.from_pandas(self.eval_set_, preserve_index=False),
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> MatrixFactorization:
+        """Load a model written by :meth:`save` (or by the Spark engine)."""
+        meta = artifacts.read_meta(path)
+        if meta.get("kind") != KIND:
+            raise ModelError(f"model at {path} is a {meta.get('kind')!r}, not a {KIND}")
+        params = meta["params"]
+        model = cls(**params)
+        users = artifacts.read_table(path, "users")
+        items = artifacts.read_table(path, "items")
+        model.user_vocab_ = IdVocabulary.from_sorted(users[USER_COL].to_numpy())
+        model.item_vocab_ = IdVocabulary.from_sorted(items[ITEM_COL].to_numpy())
+        k = int(params["num_factors"])
+        model.user_factors_ = _unfixed_list(users["factors"], k)
+        model.item_factors_ = _unfixed_list(items["factors"], k)
+        model.user_bias_ = users["intercept"].to_numpy().astype(np.float64)
+        model.item_bias_ = items["intercept"].to_numpy().astype(np.float64)
+        model.global_mean_ = float(meta["global_mean"])
+        low, high = meta["rating_range"]
+        model.rating_range_ = (float(low), float(high))
+        model.training_log_ = list(meta["training_log"])
+        model.data_fingerprint_ = meta["data_fingerprint"]
+        model.metrics_ = dict(meta.get("metrics", {}))
+        meta_cols = [c for c in items.column_names if c not in (ITEM_COL, "intercept", "factors")]
+        model.items_meta_ = (
+            items.select(meta_cols).to_pandas()
+            if meta_cols
+            else pd.DataFrame(index=range(items.num_rows))
+        )
+        n_users = len(model.user_vocab_)
+        model.seen_ = _csr_from_table(artifacts.read_table(path, "seen"), n_users)
+        model._train_csr = _csr_from_table(artifacts.read_table(path, "train"), n_users)
+        model.eval_set_ = artifacts.read_table(path, "eval").to_pandas()
+        return model
+
+
+# ---------------------------------------------------------------------- helpers
+def _ratings_arrays(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    missing = [c for c in (USER_COL, ITEM_COL, RATING_COL) if c not in ratings.columns]
+    if missing:
+        raise DataError(
+            f"ratings need columns userId, movieId, rating; missing {', '.join(missing)}"
+        )
+    if len(ratings) == 0:
+        raise DataError("ratings are empty")
+    values = pd.to_numeric(ratings[RATING_COL], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"rating is missing or not a number at row {row}: {ratings[RATING_COL].iloc[row]!r}"
+        )
+    users = ratings[USER_COL].to_numpy()
+    items = ratings[ITEM_COL].to_numpy()
+    for name, ids in ((USER_COL, users), (ITEM_COL, items)):
+        if pd.isna(ids).any():
+            raise DataError(f"{name} is missing at row {int(np.flatnonzero(pd.isna(ids))[0])}")
+    return users, items, values.astype(np.float32)
+
+
+def _items_metadata(items: pd.DataFrame | None, vocab: IdVocabulary) -> pd.DataFrame:
+    columns = [c for c in ("title", "genres") if items is not None and c in items.columns]
+    if items is None or not columns:
+        return pd.DataFrame(index=range(len(vocab)))
+    meta = items.drop_duplicates(ITEM_COL).set_index(ITEM_COL)[columns]
+    return meta.reindex(vocab.ids).reset_index(drop=True)
+
+
+def _fingerprint(users: np.ndarray, items: np.ndarray, values: np.ndarray) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for arr in (users, items, values):
+        digest.update(
+            np.ascontiguousarray(arr).tobytes()
+            if arr.dtype != object
+            else str(arr.tolist()).encode()
+        )
+    return f"{values.size}:{digest.hexdigest()}"
+
+
+def _check_n(n: int) -> None:
+    if n < 1:
+        raise DataError(f"n must be at least 1, got {n}")
+
+
+def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    finite = np.flatnonzero(np.isfinite(scores))
+    if finite.size <= n:
+        return finite[np.argsort(-scores[finite], kind="stable")]
+    part = finite[np.argpartition(-scores[finite], n - 1)[:n]]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+def _empty_csr(n_rows: int) -> _Csr:
+    return _Csr(
+        np.zeros(n_rows + 1, dtype=np.int64),
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.float32),
+    )
+
+
+def _csr_from_table(table: pa.Table, n_rows: int) -> _Csr:
+    rows = table["user_index"].to_numpy()
+    cols = table["item_index"].to_numpy()
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.add.at(indptr, rows.astype(np.int64) + 1, 1)
+    return _Csr(np.cumsum(indptr), cols, np.ones(cols.size, dtype=np.float32))
+
+
+def _known_rows(vocab: IdVocabulary, wanted: Sequence[Any], name: str) -> np.ndarray:
+    idx = vocab.index_of(np.asarray(list(wanted)))
+    if (idx < 0).any():
+        unknown = np.asarray(list(wanted))[idx < 0][0]
+        raise DataError(f"{name} {unknown} is not in the model")
+    return idx
+
+
+def _weights_table(
+    processed_input: str, ids: np.ndarray | None, factors: np.ndarray, bias: np.ndarray
+) -> pa.Table:
+    n, k = factors.shape
+    factor_numbers = np.tile(np.arange(1, k + 1, dtype=np.int64), n)
+    structs = pa.StructArray.from_arrays(
+        [pa.array(factor_numbers), pa.array(factors.astype(np.float64).ravel())],
+        names=["factor", "weight"],
+    )
+    offsets = (
+        pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+        if k
+        else pa.array(np.zeros(n + 1, dtype=np.int32))
+    )
+    feature = (
+        pa.array([None] * n, type=pa.string()) if ids is None else pa.array([str(x) for x in ids])
+    )
+    return pa.table(
+        {
+            "processed_input": pa.array([processed_input] * n),
+            "feature": feature,
+            "factor_weights": pa.ListArray.from_arrays(offsets, structs),
+            "intercept": pa.array(bias.astype(np.float64)),
+        }
+    )
+
+
+def _fixed_list(factors: np.ndarray, k: int) -> pa.Array:
+    flat = pa.array(np.ascontiguousarray(factors, dtype=np.float32).ravel())
+    return pa.ListArray.from_arrays(
+        pa.array(np.arange(0, factors.shape[0] * k + 1, k, dtype=np.int32)), flat
+    )
+
+
+def _unfixed_list(column: pa.ChunkedArray, k: int) -> np.ndarray:
+    flat = (
+        pa.concat_arrays([chunk.flatten() for chunk in column.chunks])
+        if column.num_chunks
+        else pa.array([], pa.float32())
+    )
+    return np.ascontiguousarray(flat.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(
+        -1, k
+    )
