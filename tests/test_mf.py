@@ -84,7 +84,13 @@ def test_csr_counting_sort_is_stable_and_sorted():
 def test_recovers_synthetic_ground_truth(synthetic):
     ratings = synthetic.ratings
     model = MatrixFactorization(
-        num_factors=4, l2_reg=0.05, max_iterations=25, early_stop=False, eval_fraction=0.2, seed=0
+        num_factors=4,
+        l2_reg=0.05,
+        l2_reg_item=None,
+        item_reg_exponent=None,
+        max_iterations=25,
+        early_stop=False,
+        seed=0,
     ).fit(ratings)
     held = model.eval_set_
     truth = true_ratings(synthetic.truth, held["userId"].to_numpy(), held["movieId"].to_numpy())
@@ -177,7 +183,9 @@ def test_weights_have_ml_weights_shape_and_rebuild_predictions(fitted):
     i_row = sub[sub["processed_input"] == "movieId"].iloc[0]
     assert u_row["feature"] == str(user)
     assert [fw["factor"] for fw in u_row["factor_weights"]] == [1, 2, 3, 4]
-    dot = sum(a["weight"] * b["weight"] for a, b in zip(u_row["factor_weights"], i_row["factor_weights"]))
+    dot = sum(
+        a["weight"] * b["weight"] for a, b in zip(u_row["factor_weights"], i_row["factor_weights"])
+    )
     manual = fitted.global_mean_ + u_row["intercept"] + i_row["intercept"] + dot
     low, high = fitted.rating_range_
     assert fitted.predict([user], [item])[0] == pytest.approx(np.clip(manual, low, high), rel=1e-5)

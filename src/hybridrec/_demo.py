@@ -56,7 +56,8 @@ def run_demo(workspace: Any, *, echo: Callable[[str], Any], show_progress: bool 
     echo("   the same table in SQL: hybridrec sql \"SELECT * FROM ml_weights('recommender_16')\"")
     sql_rows = workspace.sql(
         f"SELECT processed_input, feature, intercept FROM ml_weights('{DEMO_MODEL}') "
-        f"WHERE feature = '{DEMO_USER}' OR processed_input = 'global__intercept__'"
+        f"WHERE (processed_input = 'userId' AND feature = '{DEMO_USER}') "
+        "OR processed_input = 'global__intercept__'"
     )
     echo(render(sql_rows, "table"))
 
