@@ -10,8 +10,7 @@ import pytest
 
 from hybridrec import ModelError
 from hybridrec.data import SynthConfig, generate, true_ratings
-from hybridrec.mf import MatrixFactorization
-from hybridrec.mf import _kernels
+from hybridrec.mf import MatrixFactorization, _kernels
 from hybridrec.mf._model import _Csr
 from hybridrec.mf._reference import solve_side_reference
 
@@ -184,7 +183,8 @@ def test_weights_have_ml_weights_shape_and_rebuild_predictions(fitted):
     assert u_row["feature"] == str(user)
     assert [fw["factor"] for fw in u_row["factor_weights"]] == [1, 2, 3, 4]
     dot = sum(
-        a["weight"] * b["weight"] for a, b in zip(u_row["factor_weights"], i_row["factor_weights"])
+        a["weight"] * b["weight"]
+        for a, b in zip(u_row["factor_weights"], i_row["factor_weights"], strict=True)
     )
     manual = fitted.global_mean_ + u_row["intercept"] + i_row["intercept"] + dot
     low, high = fitted.rating_range_

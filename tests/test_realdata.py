@@ -1,4 +1,4 @@
-"""Quality floors and the demo on real MovieLens 100K (fetched through pip from the RecBole wheel)."""
+"""Quality floors and the demo on real MovieLens 100K (from the RecBole wheel, through pip)."""
 
 from __future__ import annotations
 
