@@ -353,16 +353,73 @@ class MatrixFactorization:
         self._require_fitted()
         _check_n(n)
         u = self.user_vocab_.index_one(user)
-        scores = self.item_bias_ + self.global_mean_
-        if u >= 0:
-            scores = (
-                scores
-                + self.user_bias_[u]
-                + self.item_factors_ @ self.user_factors_[u].astype(np.float64)
+        if u < 0:
+            return self._recommend_vector(None, 0.0, np.zeros(0, np.int32), n, genre, candidates)
+        seen = self.seen_.indices[self.seen_.indptr[u] : self.seen_.indptr[u + 1]]
+        return self._recommend_vector(
+            self.user_factors_[u],
+            float(self.user_bias_[u]),
+            seen if exclude_seen else np.zeros(0, np.int32),
+            n,
+            genre,
+            candidates,
+        )
+
+    def fold_in(self, ratings: pd.DataFrame | dict[Any, float]) -> tuple[np.ndarray, float]:
+        """Factors and intercept for a new user from a few ``(movieId, rating)`` pairs.
+
+        One ALS solve with the item factors held fixed: exactly the user half-step of training,
+        so the new user is placed as if they had been in the training data. No retraining.
+        """
+        self._require_fitted()
+        items, values = _fold_in_arrays(ratings)
+        idx = self.item_vocab_.index_of(items)
+        known = idx >= 0
+        k = self.num_factors
+        factors = np.zeros((1, k), dtype=np.float32)
+        bias = np.zeros(1, dtype=np.float64)
+        if known.any():
+            csr = _Csr(
+                np.array([0, int(known.sum())], dtype=np.int64),
+                idx[known],
+                values[known].astype(np.float32),
             )
+            self._half_step(
+                csr, self.item_factors_, self.item_bias_, factors, bias, item_side=False
+            )
+        return factors[0], float(bias[0])
+
+    def recommend_new_user(
+        self,
+        ratings: pd.DataFrame | dict[Any, float],
+        n: int = 10,
+        *,
+        genre: str | None = None,
+        candidates: Sequence[Any] | np.ndarray | None = None,
+        exclude_seen: bool = True,
+    ) -> pd.DataFrame:
+        """Top-``n`` items for a user who is not in the model, from their ratings (fold-in)."""
+        _check_n(n)
+        factors, bias = self.fold_in(ratings)
+        items, _ = _fold_in_arrays(ratings)
+        rated = self.item_vocab_.index_of(items)
+        rated = rated[rated >= 0] if exclude_seen else np.zeros(0, np.int32)
+        return self._recommend_vector(factors, bias, rated, n, genre, candidates)
+
+    def _recommend_vector(
+        self,
+        factors: np.ndarray | None,
+        bias: float,
+        exclude: np.ndarray,
+        n: int,
+        genre: str | None,
+        candidates: Sequence[Any] | np.ndarray | None,
+    ) -> pd.DataFrame:
+        scores = self.item_bias_ + self.global_mean_
+        if factors is not None:
+            scores = scores + bias + self.item_factors_ @ factors.astype(np.float64)
         allowed = self._candidate_mask(genre, candidates)
-        if exclude_seen and u >= 0:
-            allowed[self.seen_.indices[self.seen_.indptr[u] : self.seen_.indptr[u + 1]]] = False
+        allowed[exclude] = False
         scores = np.where(allowed, scores, -np.inf)
         top = _top_n(scores, n)
         low, high = self.rating_range_
@@ -661,6 +718,23 @@ def _ratings_arrays(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.n
         if pd.isna(ids).any():
             raise DataError(f"{name} is missing at row {int(np.flatnonzero(pd.isna(ids))[0])}")
     return users, items, values.astype(np.float32)
+
+
+def _fold_in_arrays(ratings: pd.DataFrame | dict[Any, float]) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(ratings, dict):
+        items = np.asarray(list(ratings.keys()))
+        values = np.asarray(list(ratings.values()), dtype=np.float64)
+    else:
+        missing = [c for c in (ITEM_COL, RATING_COL) if c not in ratings.columns]
+        if missing:
+            raise DataError(f"new-user ratings need columns movieId, rating; missing {missing[0]}")
+        items = ratings[ITEM_COL].to_numpy()
+        values = pd.to_numeric(ratings[RATING_COL], errors="coerce").to_numpy(dtype=np.float64)
+    if items.size == 0:
+        raise DataError("give at least one (movieId, rating) pair for a new user")
+    if not np.isfinite(values).all():
+        raise DataError("new-user ratings must be numbers")
+    return items, values
 
 
 def _items_metadata(items: pd.DataFrame | None, vocab: IdVocabulary) -> pd.DataFrame:
