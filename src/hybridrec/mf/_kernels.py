@@ -163,24 +163,22 @@ def top_n_rows(
     """Best ``n`` columns of every row of ``scores``, best first, skipping excluded columns.
 
     ``scores`` holds rows ``row_offset .. row_offset + len(scores)`` of the full matrix; the
-    exclusion CSR is indexed by full row number, its indices sorted within each row. Columns
-    whose score is ``-inf`` are never returned; missing slots are -1.
+    exclusion CSR is indexed by full row number. Excluded entries of ``scores`` are overwritten
+    with ``-inf`` (the caller's block is scratch space). Columns whose score is ``-inf`` are
+    never returned; missing slots are -1.
     """
     n_rows, n_cols = scores.shape
     top_idx = np.full((n_rows, n), -1, dtype=np.int32)
     top_val = np.full((n_rows, n), -np.inf, dtype=np.float32)
     for r in prange(n_rows):
         row = row_offset + r
-        ex = excl_indptr[row]
-        ex_end = excl_indptr[row + 1]
+        # Masking first keeps the scan below a tight compare-and-skip loop.
+        for e in range(excl_indptr[row], excl_indptr[row + 1]):
+            scores[r, excl_indices[e]] = -np.inf
         idx = top_idx[r]
         val = top_val[r]
-        worst = -np.inf
+        worst = np.float32(-np.inf)
         for c in range(n_cols):
-            while ex < ex_end and excl_indices[ex] < c:
-                ex += 1
-            if ex < ex_end and excl_indices[ex] == c:
-                continue
             s = scores[r, c]
             if s <= worst:
                 continue
