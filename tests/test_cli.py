@@ -168,3 +168,56 @@ def test_every_command_help_has_an_example():
 def test_no_workspace_yet_is_a_clear_error(tmp_path):
     code, _, err = run(tmp_path / "empty", "sql", "SELECT 1")
     assert code == 2 and "hybridrec load" in err
+
+
+def test_hybrid_commands(trained, tmp_path):
+    code, out, err = run(
+        trained, "train", "hybrid", "--mf", "m", "--kind", "linear", "--name", "h", "--folds", "2",
+        "--format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["rmse"] > 0
+    code, out, err = run(trained, "explain", "h", "--user", "1", "--item", "2", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert rows[0]["feature"] == "baseline" and len(rows) == 11
+    code, out, err = run(trained, "explain", "h", "--global", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["importance"] >= json.loads(out)[-1]["importance"]
+    code, out, err = run(trained, "recommend", "h", "--user", "3", "-n", "4", "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 4
+    new_user = tmp_path / "me.csv"
+    pd.DataFrame({"movieId": [1, 2, 3], "rating": [5, 4, 1]}).to_csv(new_user, index=False)
+    for model in ("m", "h"):
+        code, out, err = run(
+            trained, "recommend", model, "--ratings", str(new_user), "--format", "json"
+        )
+        assert code == 0, err
+        assert not {1, 2, 3} & {r["movieId"] for r in json.loads(out)}
+    target = tmp_path / "hd.parquet"
+    code, _, err = run(trained, "hybrid", "dataset", "--mf", "m", "--out", str(target))
+    assert code == 0, err
+    table = pd.read_parquet(target)
+    assert len(table) == 6000 and {"u1", "u4", "p4", "loyalty", "postcode", "rating"} <= set(
+        table.columns
+    )
+    code, _, err = run(
+        trained, "hybrid", "dataset", "--mf", "m", "--encoding", "rows", "--table", "hd"
+    )
+    assert code == 0, err
+    code, out, _ = run(
+        trained,
+        "sql",
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT g) AS genres FROM hd",
+        "--format",
+        "json",
+    )
+    assert json.loads(out)[0]["n"] > 6000
+
+
+def test_hybrid_bad_inputs(trained):
+    code, _, err = run(trained, "explain", "m", "--user", "1", "--item", "2")
+    assert code == 2 and "hybrid" in err
+    code, _, err = run(trained, "train", "hybrid", "--mf", "nope", "--name", "x")
+    assert code == 2 and "nope" in err
+    code, _, err = run(trained, "hybrid", "dataset", "--mf", "m")
+    assert code == 2 and "--out" in err

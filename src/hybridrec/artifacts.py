@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,16 @@ META_FILE = "meta.json"
 
 
 def write_artifact(
-    path: str | Path, meta: Mapping[str, Any], tables: Mapping[str, pa.Table]
+    path: str | Path,
+    meta: Mapping[str, Any],
+    tables: Mapping[str, pa.Table],
+    *,
+    extra_dirs: Sequence[Path] = (),
 ) -> None:
-    """Write ``meta`` and ``tables`` as a model directory at ``path``, replacing any old one."""
+    """Write ``meta`` and ``tables`` as a model directory at ``path``, replacing any old one.
+
+    ``extra_dirs`` (e.g. a sub-model written by its own ``save``) are moved inside it under
+    their own names before the directory is renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -36,6 +43,8 @@ def write_artifact(
     try:
         for name, table in tables.items():
             pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
+        for extra in extra_dirs:
+            shutil.move(str(extra), str(tmp / extra.name))
         full_meta = {"format_version": FORMAT_VERSION, **meta}
         (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=_json_default))
         if path.exists():

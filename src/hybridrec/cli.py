@@ -226,22 +226,266 @@ def train() -> None:
 @click.option("--min-rel-progress", type=click.FloatRange(min=0), default=None)
 @click.option("--eval-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=None)
 @click.option("--seed", type=int, default=None)
+@click.option(
+    "--tune",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Random search over N trials (like NUM_TRIALS), scored on a validation split of the "
+    "training ratings; the options given are kept fixed only where not searched.",
+)
 @format_option
 @click.pass_obj
 @_guarded
-def train_mf(state: _State, name: str, fmt: str, **options: Any) -> None:
+def train_mf(state: _State, name: str, fmt: str, tune: int | None, **options: Any) -> None:
     from hybridrec.mf import MatrixFactorization
+    from hybridrec.mf._tuning import tune_mf
     from hybridrec.models import model_dir
 
     params = {k: v for k, v in options.items() if v is not None}
     ws = state.workspace()
     path = model_dir(ws.models_dir, name)
+    ratings = ws.ratings()
+    trials: list[dict[str, Any]] = []
+    if tune:
+        best, trials = tune_mf(ratings, tune, MatrixFactorization(**params))
+        params.update(best)
+        if not state.quiet:
+            click.echo(f"best of {tune} trials: {best}", err=True)
     model = MatrixFactorization(**params, show_progress=state.show_progress)
-    model.fit(ws.ratings(), items=ws.movies())
+    model.fit(ratings, items=ws.movies())
+    model.tuning_trials_ = trials
     model.save(path)
     if not state.quiet:
         click.echo(f"saved model {name!r} to {path}", err=True)
     _emit(model.training_info(), fmt, title=f"training info: {name}")
+
+
+@train.command(
+    "hybrid",
+    help="Train a hybrid model: MF factors + user/item features → a regressor (leak-free by "
+    "default: out-of-fold MF features)."
+    + _examples(
+        "hybridrec train hybrid --mf recommender_16 --kind boosted --name hybrid_gbm",
+        "hybridrec train hybrid --mf recommender_16 --kind linear --name hybrid_lin --tune 10",
+    ),
+)
+@click.option("--name", required=True, help="Name of the hybrid model to save.")
+@click.option(
+    "--mf", "mf_name", required=True, help="Trained MF model: its options and split are reused."
+)
+@click.option(
+    "--kind", type=click.Choice(["linear", "boosted", "dnn"]), default="boosted", show_default=True
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2, max=20),
+    default=5,
+    show_default=True,
+    help="Folds for the out-of-fold MF features.",
+)
+@click.option(
+    "--notebook-style",
+    is_flag=True,
+    help="Features from the one MF fitted on all training ratings, as the notebook does "
+    "(leaks: for comparison only).",
+)
+@click.option(
+    "--cold-fraction",
+    type=click.FloatRange(min=0, max=0.5),
+    default=0.05,
+    show_default=True,
+    help="Share of training rows built as cold-start users / items.",
+)
+@click.option(
+    "--tune",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Random search over N regressor settings on a validation split.",
+)
+@format_option
+@click.pass_obj
+@_guarded
+def train_hybrid(
+    state: _State,
+    name: str,
+    mf_name: str,
+    kind: str,
+    folds: int,
+    notebook_style: bool,
+    cold_fraction: float,
+    tune: int | None,
+    fmt: str,
+) -> None:
+    from hybridrec.hybrid import HybridRecommender
+    from hybridrec.mf import MatrixFactorization
+    from hybridrec.models import model_dir
+
+    ws = state.workspace()
+    mf = state.load_model(mf_name)
+    if not isinstance(mf, MatrixFactorization):
+        raise HybridrecError(f"--mf {mf_name!r} is not a matrix factorization model")
+    ratings = ws.ratings()
+    params = mf.get_params()
+    model = HybridRecommender(
+        kind,
+        mf_params=params,
+        leak_free=not notebook_style,
+        n_folds=folds,
+        cold_fraction=cold_fraction,
+        tune=tune or 0,
+        eval_fraction=params["eval_fraction"],
+        seed=params["seed"],
+        show_progress=state.show_progress,
+    )
+    model.fit(ratings, ws.users(), ws.movies(), mf=mf if _same_data(mf, ratings) else None)
+    path = model_dir(ws.models_dir, name)
+    model.save(path)
+    if not state.quiet:
+        click.echo(f"saved model {name!r} to {path}", err=True)
+    _emit_mapping(model.metrics_, fmt, title=f"evaluation on the hold-out: {name}")
+
+
+def _same_data(mf: Any, ratings: pd.DataFrame) -> bool:
+    """Whether the MF was trained on these ratings (then its fitted factors are reused)."""
+    from hybridrec.mf._model import _fingerprint, _ratings_arrays
+
+    users, items, values = _ratings_arrays(ratings)
+    same = bool(_fingerprint(users, items, values) == mf.data_fingerprint_)
+    if not same:
+        logging.getLogger(__name__).warning(
+            "ratings changed since the MF was trained: refitting it"
+        )
+    return same
+
+
+@main.group(help="The hybrid dataset of the reference notebook.")
+def hybrid() -> None:
+    pass
+
+
+@hybrid.command(
+    "dataset",
+    help="Build the notebook's hybrid_dataset (user factors u1..uK, product factors p1..pK, "
+    "user features, genres, rating) by SQL in the workspace."
+    + _examples(
+        "hybridrec hybrid dataset --mf recommender_16 --out hybrid.parquet",
+        "hybridrec hybrid dataset --mf recommender_16 --encoding rows --table hybrid_dataset",
+    ),
+)
+@click.option("--mf", "mf_name", required=True, help="Trained MF model whose weights are used.")
+@click.option(
+    "--encoding",
+    type=click.Choice(["multi-hot", "rows"]),
+    default="multi-hot",
+    show_default=True,
+    help="rows: one row per (rating, genre), as the notebook; multi-hot: one row per rating.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Write to this Parquet file (streamed)."
+)
+@click.option("--table", help="Or store as this workspace table.")
+@click.option(
+    "--seed", type=int, default=42, show_default=True, help="Seed of the synthetic loyalty."
+)
+@click.pass_obj
+@_guarded
+def hybrid_dataset(
+    state: _State, mf_name: str, encoding: str, out: str | None, table: str | None, seed: int
+) -> None:
+    from hybridrec import artifacts
+    from hybridrec.hybrid import hybrid_dataset_sql
+    from hybridrec.models import model_dir
+
+    if (out is None) == (table is None):
+        raise HybridrecError("give exactly one of --out FILE.parquet or --table NAME")
+    ws = state.workspace()
+    meta = artifacts.read_meta(model_dir(ws.models_dir, mf_name))
+    if meta.get("kind") != "matrix_factorization":
+        raise HybridrecError(f"--mf {mf_name!r} is not a matrix factorization model")
+    genres = ws.sql("SELECT DISTINCT unnest(genres) AS g FROM movies ORDER BY g")["g"].tolist()
+    user_columns = [c for c in ws.sql("SELECT * FROM users LIMIT 0").columns if c != "userId"]
+    query = hybrid_dataset_sql(
+        mf_name,
+        int(meta["params"]["num_factors"]),
+        genres,
+        user_columns,
+        encoding=encoding,
+        seed=seed,
+    )
+    rows = ws.export_parquet(query, out) if out else ws.create_table(str(table), query)
+    if not state.quiet:
+        click.echo(f"hybrid dataset: {rows} rows -> {out or table}", err=True)
+
+
+@main.command(
+    help="Explain one prediction of a hybrid model (feature contributions, like "
+    "ML.EXPLAIN_PREDICT), or show global feature importance."
+    + _examples(
+        "hybridrec explain hybrid_gbm --user 903 --item 50", "hybridrec explain hybrid_gbm --global"
+    )
+)
+@click.argument("name")
+@click.option("--user", help="userId of the prediction to explain.")
+@click.option("--item", help="movieId of the prediction to explain.")
+@click.option("--global", "global_", is_flag=True, help="Global feature importance instead.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+@format_option
+@click.pass_obj
+@_guarded
+def explain(
+    state: _State, name: str, user: str | None, item: str | None, global_: bool, top: int, fmt: str
+) -> None:
+    model = state.load_model(name)
+    if not hasattr(model, "explain"):
+        raise HybridrecError(
+            f"model {name!r} is a matrix factorization: explain needs a hybrid model"
+        )
+    if global_:
+        _emit(model.feature_importance().head(top), fmt, title=f"feature importance: {name}")
+        return
+    if user is None or item is None:
+        raise HybridrecError("give --user and --item (or --global)")
+    prediction = float(model.predict([user], [item])[0])
+    _emit(
+        model.explain(user, item, top),
+        fmt,
+        title=f"{name}: user {user}, item {item} → {prediction:.3f}",
+    )
+
+
+@main.command(
+    help="Compare baselines, MF and hybrid models on warm, cold-user and cold-item test sets "
+    "(trains them all on the workspace's ratings)."
+    + _examples("hybridrec compare", "hybridrec compare --kinds linear,boosted --format json")
+)
+@click.option(
+    "--kinds", default="linear,boosted,dnn", show_default=True, help="Hybrid kinds to include."
+)
+@click.option("--num-factors", type=click.IntRange(min=1), default=None, help="MF factors.")
+@click.option("-k", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@format_option
+@click.pass_obj
+@_guarded
+def compare(
+    state: _State, kinds: str, num_factors: int | None, k: int, seed: int, fmt: str
+) -> None:
+    from hybridrec.hybrid._compare import compare_models
+
+    chosen = [kind.strip() for kind in kinds.split(",") if kind.strip()]
+    ws = state.workspace()
+    mf_params = {} if num_factors is None else {"num_factors": num_factors}
+    table = compare_models(
+        ws.ratings(),
+        ws.users(),
+        ws.movies(),
+        kinds=chosen,
+        mf_params=mf_params,
+        k=k,
+        seed=seed,
+        show_progress=state.show_progress,
+    )
+    _emit(table, fmt, title="model comparison")
 
 
 # ---------------------------------------------------------------------- using a model
@@ -303,6 +547,12 @@ def models_(state: _State, fmt: str) -> None:
 @click.option("--user", help="Recommend items to this userId.")
 @click.option("--item", help="Find the users most likely to rate this movieId highly.")
 @click.option("--all", "all_users", is_flag=True, help="Top-N for every user, streamed to --out.")
+@click.option(
+    "--ratings",
+    "ratings_file",
+    type=click.Path(dir_okay=False),
+    help="A new user's ratings (CSV/Parquet: movieId, rating): fold-in, no retraining.",
+)
 @click.option("-n", "n", type=click.IntRange(min=1, max=100_000), default=10, show_default=True)
 @click.option("--genre", help="Only items of this genre.")
 @click.option("--where", "predicate", help="Only movies matching this SQL predicate on `movies`.")
@@ -317,6 +567,7 @@ def recommend(
     user: str | None,
     item: str | None,
     all_users: bool,
+    ratings_file: str | None,
     n: int,
     genre: str | None,
     predicate: str | None,
@@ -324,8 +575,8 @@ def recommend(
     out: str | None,
     fmt: str,
 ) -> None:
-    if sum(x is not None and x is not False for x in (user, item, all_users or None)) != 1:
-        raise HybridrecError("give exactly one of --user, --item or --all")
+    if sum(x is not None for x in (user, item, all_users or None, ratings_file)) != 1:
+        raise HybridrecError("give exactly one of --user, --item, --all or --ratings")
     model = state.load_model(name)
     if all_users:
         if out is None:
@@ -340,6 +591,13 @@ def recommend(
         _emit(model.recommend_users(item, n, exclude_seen=not include_seen), fmt)
         return
     candidates = state.workspace().item_ids_where(predicate) if predicate else None
+    if ratings_file is not None:
+        from hybridrec.data._files import read_frame
+
+        rated = read_frame(ratings_file, required=("movieId", "rating"))
+        recs = model.recommend_new_user(rated, n, genre=genre, candidates=candidates)
+        _emit(recs, fmt)
+        return
     _emit(
         model.recommend(user, n, genre=genre, candidates=candidates, exclude_seen=not include_seen),
         fmt,
@@ -473,6 +731,146 @@ def demo(state: _State) -> None:
     from hybridrec._demo import run_demo
 
     run_demo(state.workspace(), echo=click.echo, show_progress=state.show_progress)
+
+
+@main.command(
+    help="Serve a model over HTTP/JSON (OpenAPI spec at /docs and /openapi.json). "
+    "SIGTERM or Ctrl-C stops it after the requests in flight."
+    + _examples(
+        "hybridrec serve recommender_16",
+        "hybridrec serve recommender_16 --port 9000 --workers 2 --watch 5",
+        "export HYBRIDREC_ADMIN_TOKEN=...; "
+        "hybridrec serve recommender_16 --admin-token-env HYBRIDREC_ADMIN_TOKEN",
+        "curl 'http://127.0.0.1:8000/recommend?user=903&genre=Comedy&n=5'",
+    )
+)
+@click.argument("name")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes, each with its own copy of the model.",
+)
+@click.option(
+    "--admin-token-env",
+    metavar="VAR",
+    help="Enable POST /admin/reload, authorised by the token held in environment variable VAR.",
+)
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Reload the model when it is saved again, checking every SECONDS (every worker).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.01),
+    default=10.0,
+    show_default=True,
+    help="Seconds a request may take before it is answered 503.",
+)
+@click.option("--max-n", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--max-pairs",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Most pairs in one POST /predict (and ratings in one new-user request).",
+)
+@click.option("--access-log/--no-access-log", default=True, help="One JSON line per request.")
+@click.pass_obj
+@_guarded
+def serve(
+    state: _State,
+    name: str,
+    host: str,
+    port: int,
+    workers: int,
+    admin_token_env: str | None,
+    watch: float | None,
+    timeout: float,
+    max_n: int,
+    max_pairs: int,
+    access_log: bool,
+) -> None:
+    import copy
+    import json
+
+    try:
+        import uvicorn
+        import uvicorn.config
+
+        from hybridrec import serve as serving
+    except ImportError as exc:
+        raise HybridrecError(
+            f"serving needs the 'serve' extra ({exc.name} is missing): "
+            "pip install 'hybridrec[serve]'"
+        ) from None
+    from hybridrec import artifacts
+    from hybridrec.models import model_dir
+
+    token = None
+    if admin_token_env is not None:
+        token = os.environ.get(admin_token_env)
+        if not token:
+            raise HybridrecError(
+                f"environment variable {admin_token_env} is not set or empty: "
+                "it must hold the admin token"
+            )
+    path = model_dir(state.models_root(), name)
+    options: dict[str, Any] = {
+        "name": name,
+        "max_n": max_n,
+        "max_pairs": max_pairs,
+        "timeout": timeout,
+        "watch_interval": watch,
+    }
+    # uvicorn applies this logging configuration in every worker process.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["formatters"]["json_line"] = {"format": "%(message)s"}
+    log_config["handlers"]["json_line"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "json_line",
+        "stream": "ext://sys.stdout",
+    }
+    log_config["loggers"]["hybridrec.serve"] = {
+        "handlers": ["default"],
+        "level": "WARNING" if state.quiet else "INFO",
+        "propagate": False,
+    }
+    log_config["loggers"]["hybridrec.serve.access"] = {
+        "handlers": ["json_line"],
+        "level": "INFO" if access_log else "WARNING",
+        "propagate": False,
+    }
+    run_options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": log_config,
+        "log_level": "warning" if state.quiet else "info",
+        "access_log": False,  # ours is the JSON one
+        "server_header": False,
+        "timeout_graceful_shutdown": int(timeout) + 5,
+    }
+    if workers == 1:
+        app = serving.create_app(path, admin_token=token, **options)
+        if not state.quiet:
+            served = app.state.holder.current
+            click.echo(f"serving {served.kind} model {name!r}, version {served.version}", err=True)
+        uvicorn.run(app, **run_options)
+        return
+    meta = artifacts.read_meta(path)  # fail here, not in every worker
+    if not state.quiet:
+        click.echo(f"serving {meta.get('kind')} model {name!r} with {workers} workers", err=True)
+    # Workers are new processes: they rebuild the app from this configuration (and read the
+    # token from the same environment variable, so it never appears in argv or the config).
+    os.environ[serving.CONFIG_ENV] = json.dumps(
+        {**options, "model_path": str(path), "admin_token_env": admin_token_env}
+    )
+    uvicorn.run("hybridrec.serve:app_from_env", factory=True, workers=workers, **run_options)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -62,4 +62,8 @@ def load_model(models_root: str | Path, name: str) -> Any:
         from hybridrec.mf import MatrixFactorization
 
         return MatrixFactorization.load(path)
+    if kind == "hybrid":
+        from hybridrec.hybrid import HybridRecommender
+
+        return HybridRecommender.load(path)
     raise NotFoundError(f"model {name!r} has kind {kind!r}, which this hybridrec cannot load")

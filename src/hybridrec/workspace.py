@@ -224,7 +224,7 @@ class Workspace:
                 FROM read_json_auto({models} || model_name || '/meta.json')
             )
             """
-        )
+        ).fetchall()
 
     def _run(self, query: str, params: Sequence[Any] | None, fetch: str) -> Any:
         _check_read_only(query)
@@ -340,11 +340,32 @@ class Workspace:
         _check_read_only(query)
         with self._writer() as con:
             try:
-                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {query}')
+                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {query}').fetchall()
                 row = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
             except duckdb.Error as exc:
                 raise self._sql_error(exc) from None
         return int(row[0]) if row else 0
+
+    def export_parquet(self, query: str, path: str | Path) -> int:
+        """Stream the result of a read-only ``query`` to a Parquet file (DuckDB ``COPY``, never
+        the whole result in memory), atomically; returns the row count."""
+        _check_read_only(query)
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            with self._reader() as con:
+                try:
+                    # COPY answers with the number of rows written; fetching all of it leaves
+                    # the shared connection free for the next query.
+                    copied = con.execute(
+                        f"COPY ({query}) TO {_lit(str(tmp))} (FORMAT parquet)"
+                    ).fetchall()
+                except duckdb.Error as exc:
+                    raise self._sql_error(exc) from None
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return int(copied[0][0]) if copied else 0
 
     def write_table(self, name: str, data: pd.DataFrame | pa.Table) -> int:
         """Store a DataFrame or Arrow table as table ``name`` (replacing it); returns rows."""

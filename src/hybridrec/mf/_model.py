@@ -103,6 +103,8 @@ class MatrixFactorization:
         self.min_rel_progress = min_rel_progress
         self.eval_fraction = eval_fraction
         self.seed = seed
+        # Filled by tune_mf (the CLI's --tune); kept in the artifact's metadata.
+        self.tuning_trials_: list[dict[str, Any]] = []
         self.init_scale = init_scale
         self.show_progress = show_progress
 
@@ -639,6 +641,7 @@ class MatrixFactorization:
             "training_log": self.training_log_,
             "data_fingerprint": self.data_fingerprint_,
             "metrics": self.metrics_,
+            "tuning_trials": self.tuning_trials_,
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         artifacts.write_artifact(
@@ -683,6 +686,7 @@ class MatrixFactorization:
         model.training_log_ = list(meta["training_log"])
         model.data_fingerprint_ = meta["data_fingerprint"]
         model.metrics_ = dict(meta.get("metrics", {}))
+        model.tuning_trials_ = list(meta.get("tuning_trials", []))
         meta_cols = [c for c in items.column_names if c not in (ITEM_COL, "intercept", "factors")]
         model.items_meta_ = (
             items.select(meta_cols).to_pandas()

@@ -1,0 +1,604 @@
+"""The hybrid recommender: MF features + side features → a regressor that predicts ratings."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from hybridrec import artifacts
+from hybridrec._errors import DataError, ModelError
+from hybridrec._progress import progress_bar
+from hybridrec._tuning import random_search
+from hybridrec.evaluate import ranking_metrics, regression_metrics
+from hybridrec.hybrid._features import (
+    ITEM_COL,
+    RATING_COL,
+    USER_COL,
+    AttributeEncoder,
+    RatingStats,
+    has_attributes,
+    notebook_user_attributes,
+)
+from hybridrec.hybrid._regressors import load_regressor, make_regressor, search_space
+from hybridrec.hybrid._stacking import BaseFeatures, out_of_fold_matrix
+from hybridrec.mf import MatrixFactorization
+from hybridrec.mf._model import _ratings_arrays, _top_n
+
+__all__ = ["HybridRecommender"]
+
+log = logging.getLogger(__name__)
+
+KIND = "hybrid"
+# Chosen on MovieLens 100K (benchmarks/hybrid_ml100k.py): smaller, slower-learning trees with
+# larger leaves than LightGBM's defaults overfit the stacked MF feature less.
+DEFAULT_REGRESSOR_PARAMS: dict[str, dict[str, Any]] = {
+    "boosted": {
+        "num_leaves": 31,
+        "learning_rate": 0.05,
+        "min_child_samples": 50,
+        "n_estimators": 2000,
+        "early_stopping_rounds": 100,
+    },
+}
+MF_DIR = "mf"
+REGRESSOR_DIR = "regressor"
+
+
+class HybridRecommender:
+    """Predicts ratings with a regressor over matrix-factorization and side features.
+
+    For a user ``u`` and item ``i`` the feature vector is::
+
+        x_ui = [ r̂_MF(u, i), b_u, b_i, known(u), known(i),          # the MF model
+                 log n_u, mean_u, sd_u, log n_i, mean_i, sd_i,       # behaviour (training only)
+                 user attributes (age, gender, occupation, …),       # or the notebook's
+                 item attributes (genres multi-hot, year, …) ]       #   loyalty / postcode
+
+    and ``r̂_ui = g(x_ui)`` with ``g`` a ridge regression (``kind="linear"``), gradient-boosted
+    trees (``"boosted"``) or a multi-layer perceptron (``"dnn"``), clipped to the rating range.
+
+    Leak-free by default (``leak_free=True``): the MF and behaviour features of each training
+    rating come from models fitted on the other ``n_folds - 1`` folds of the training ratings
+    (stacking), while predictions use the MF fitted on all training ratings. With
+    ``leak_free=False`` the features come from that one MF, as in the reference notebook.
+
+    Cold start: a random ``cold_fraction`` of training rows is built as if its user (or item)
+    were unknown, so the regressor learns to predict from attributes alone. Unknown users and
+    items at prediction time get exactly those features; a new user with a few ratings is placed
+    by MF fold-in (:meth:`recommend_new_user`).
+
+    A seeded ``eval_fraction`` of the ratings is held out exactly as
+    :class:`~hybridrec.mf.MatrixFactorization` holds it out with the same ``seed``, so the two
+    models' metrics compare directly.
+    """
+
+    def __init__(
+        self,
+        kind: str = "boosted",
+        *,
+        mf_params: dict[str, Any] | None = None,
+        regressor_params: dict[str, Any] | None = None,
+        leak_free: bool = True,
+        n_folds: int = 5,
+        cold_fraction: float = 0.05,
+        validation_fraction: float = 0.1,
+        tune: int = 0,
+        eval_fraction: float = 0.2,
+        seed: int = 42,
+        show_progress: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.mf_params = mf_params
+        self.regressor_params = regressor_params
+        self.leak_free = leak_free
+        self.n_folds = n_folds
+        self.cold_fraction = cold_fraction
+        self.validation_fraction = validation_fraction
+        self.tune = tune
+        self.eval_fraction = eval_fraction
+        self.seed = seed
+        self.show_progress = show_progress
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "mf_params": self.mf_params,
+            "regressor_params": self.regressor_params,
+            "leak_free": self.leak_free,
+            "n_folds": self.n_folds,
+            "cold_fraction": self.cold_fraction,
+            "validation_fraction": self.validation_fraction,
+            "tune": self.tune,
+            "eval_fraction": self.eval_fraction,
+            "seed": self.seed,
+        }
+
+    # ------------------------------------------------------------------ fitting
+    def _make_mf(self) -> MatrixFactorization:
+        params = {k: v for k, v in (self.mf_params or {}).items() if k not in ("eval_fraction",)}
+        params.setdefault("seed", self.seed)
+        return MatrixFactorization(**params, eval_fraction=0.0)
+
+    def fit(
+        self,
+        ratings: pd.DataFrame,
+        users: pd.DataFrame | None = None,
+        items: pd.DataFrame | None = None,
+        *,
+        mf: MatrixFactorization | None = None,
+    ) -> HybridRecommender:
+        """Fit on ratings (``userId``, ``movieId``, ``rating``) with optional user and item
+        attribute tables. ``mf``: an MF already fitted on exactly the training part (e.g. the
+        model named by ``hybridrec train hybrid --mf``), reused for prediction-time features."""
+        if self.kind not in ("linear", "boosted", "dnn"):
+            raise ValueError(f"kind must be linear, boosted or dnn, got {self.kind!r}")
+        if self.leak_free and self.n_folds < 2:
+            raise ValueError("n_folds must be at least 2 for leak-free training")
+        users_ext, items_ext, values = _ratings_arrays(ratings)
+        rng = np.random.default_rng(self.seed)
+        held_out = np.asarray(rng.random(values.shape[0]) < self.eval_fraction)
+        frame = pd.DataFrame({USER_COL: users_ext, ITEM_COL: items_ext, RATING_COL: values})
+        train = frame.loc[~held_out].reset_index(drop=True)
+        self.eval_set_ = frame.loc[held_out].reset_index(drop=True)
+        if len(train) == 0:
+            raise DataError("no training ratings left after the eval split")
+
+        steps = 2 + (self.n_folds if self.leak_free else 0)
+        with progress_bar(f"hybrid {self.kind}", steps, show=self.show_progress) as bar:
+            if mf is None:
+                mf = self._make_mf().fit(train, items=items)
+            self.base_ = BaseFeatures.from_mf(mf, train)
+            bar.advance(1, "hybrid: side features")
+            if not has_attributes(users, USER_COL):
+                users = notebook_user_attributes(train, self.seed)
+            self.user_encoder_ = AttributeEncoder.fit(users, USER_COL)
+            self.item_encoder_ = AttributeEncoder.fit(items, ITEM_COL)
+            self.items_meta_ = mf.items_meta_
+
+            cold_rng = np.random.default_rng([self.seed, 2])
+            cold_users = cold_rng.random(len(train)) < self.cold_fraction
+            cold_items = cold_rng.random(len(train)) < self.cold_fraction
+            t_users, t_items = train[USER_COL].to_numpy(), train[ITEM_COL].to_numpy()
+            if self.leak_free:
+                base = out_of_fold_matrix(
+                    train,
+                    self._make_mf,
+                    self.n_folds,
+                    self.seed,
+                    cold_users,
+                    cold_items,
+                    on_fold=lambda: bar.advance(1, "hybrid: out-of-fold MF"),
+                )
+            else:
+                base = self.base_.matrix(
+                    t_users, t_items, cold_users=cold_users, cold_items=cold_items
+                )
+            x = np.hstack([base, self._side(t_users, t_items)]).astype(np.float32)
+            y = train[RATING_COL].to_numpy(np.float64)
+            self.feature_names_ = [
+                *self.base_.columns,
+                *self.user_encoder_.columns,
+                *self.item_encoder_.columns,
+            ]
+
+            val = (
+                np.random.default_rng([self.seed, 3]).random(len(train)) < self.validation_fraction
+            )
+            bar.advance(0, f"hybrid: training {self.kind}")
+            self.tuning_trials_: list[dict[str, Any]] = []
+            params = {
+                **DEFAULT_REGRESSOR_PARAMS.get(self.kind, {}),
+                **(self.regressor_params or {}),
+            }
+            if self.tune:
+                best, self.tuning_trials_ = random_search(
+                    self.tune,
+                    search_space(self.kind),
+                    lambda trial: self._validation_rmse(x, y, val, {**params, **trial}),
+                    seed=self.seed,
+                    first={},
+                )
+                params.update(best)
+            self.regressor_ = make_regressor(self.kind, **params)
+            self.regressor_.fit(
+                x[~val], y[~val], X_val=x[val], y_val=y[val], feature_names=self.feature_names_
+            )
+            bar.advance(1)
+        self.rating_range_ = mf.rating_range_
+        self.metrics_ = self.evaluate() if len(self.eval_set_) else {}
+        return self
+
+    def _validation_rmse(
+        self, x: np.ndarray, y: np.ndarray, val: np.ndarray, params: dict[str, Any]
+    ) -> float:
+        regressor = make_regressor(self.kind, **params)
+        regressor.fit(
+            x[~val], y[~val], X_val=x[val], y_val=y[val], feature_names=self.feature_names_
+        )
+        return float(np.sqrt(np.mean((self._clip_to(y, regressor.predict(x[val])) - y[val]) ** 2)))
+
+    @staticmethod
+    def _clip_to(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        return np.clip(pred, float(y.min()), float(y.max()))
+
+    def _side(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.hstack([self.user_encoder_.lookup(users), self.item_encoder_.lookup(items)])
+
+    # ------------------------------------------------------------------ predicting
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "regressor_"):
+            raise ModelError("this HybridRecommender is not fitted: call fit() first")
+
+    @property
+    def mf_(self) -> MatrixFactorization:
+        return self.base_.mf
+
+    def features(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The regressor's input rows for (user, item) pairs (columns: ``feature_names_``)."""
+        users, items = np.asarray(users), np.asarray(items)
+        return np.hstack([self.base_.matrix(users, items), self._side(users, items)]).astype(
+            np.float32
+        )
+
+    def predict(
+        self, users: Sequence[Any] | np.ndarray, items: Sequence[Any] | np.ndarray
+    ) -> np.ndarray:
+        """Predicted ratings for aligned user and item ids; unknown ids are cold starts."""
+        self._require_fitted()
+        users_arr, items_arr = _coerce_ids(self.mf_, users, items)
+        return self._clip(self.regressor_.predict(self.features(users_arr, items_arr)))
+
+    def predict_frame(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in (USER_COL, ITEM_COL) if c not in pairs.columns]
+        if missing:
+            raise DataError(f"pairs need columns userId and movieId; missing {', '.join(missing)}")
+        out = pairs.copy()
+        out["predicted_rating"] = self.predict(
+            pairs[USER_COL].to_numpy(), pairs[ITEM_COL].to_numpy()
+        )
+        return out
+
+    def _clip(self, values: np.ndarray) -> np.ndarray:
+        low, high = self.rating_range_
+        return np.clip(np.asarray(values, dtype=np.float64), low, high)
+
+    def recommend(
+        self,
+        user: Any,
+        n: int = 10,
+        *,
+        genre: str | None = None,
+        candidates: Sequence[Any] | np.ndarray | None = None,
+        exclude_seen: bool = True,
+    ) -> pd.DataFrame:
+        """Top-``n`` items for a user by the hybrid's predicted rating (``movieId``, [``title``,]
+        ``predicted_rating``). An unknown user is a cold start (attributes unknown too)."""
+        self._require_fitted()
+        mf = self.mf_
+        allowed = mf._candidate_mask(genre, candidates)
+        u = mf.user_vocab_.index_one(user)
+        if exclude_seen and u >= 0:
+            allowed[mf.seen_.indices[mf.seen_.indptr[u] : mf.seen_.indptr[u + 1]]] = False
+        items = np.flatnonzero(allowed)
+        user_ids = np.full(items.size, user if u < 0 else mf.user_vocab_.ids[u], dtype=object)
+        if u >= 0:
+            user_ids = user_ids.astype(mf.user_vocab_.ids.dtype)
+        scores = self.regressor_.predict(self.features(user_ids, mf.item_vocab_.ids[items]))
+        return self._top_frame(items, scores, n)
+
+    def recommend_new_user(
+        self,
+        ratings: pd.DataFrame | dict[Any, float] | None = None,
+        n: int = 10,
+        *,
+        attributes: dict[str, Any] | None = None,
+        genre: str | None = None,
+        candidates: Sequence[Any] | np.ndarray | None = None,
+        exclude_seen: bool = True,
+    ) -> pd.DataFrame:
+        """Top-``n`` items for a user who is not in the model: MF fold-in from a few ratings
+        (optional) and the user's attributes (optional, e.g. ``{"age": 30, "gender": "F"}``)."""
+        self._require_fitted()
+        mf = self.mf_
+        allowed = mf._candidate_mask(genre, candidates)
+        items = np.flatnonzero(allowed)
+        x = self._new_user_features(ratings, attributes, mf.item_vocab_.ids[items])
+        if ratings is not None and exclude_seen:
+            rated = mf.item_vocab_.index_of(np.asarray(list(_as_rating_dict(ratings))))
+            keep = ~np.isin(items, rated[rated >= 0])
+            items, x = items[keep], x[keep]
+        return self._top_frame(items, self.regressor_.predict(x), n)
+
+    def _new_user_features(
+        self,
+        ratings: pd.DataFrame | dict[Any, float] | None,
+        attributes: dict[str, Any] | None,
+        item_ids: np.ndarray,
+    ) -> np.ndarray:
+        mf = self.mf_
+        n = item_ids.size
+        i = mf.item_vocab_.index_of(item_ids)
+        bi = mf.item_bias_[i]
+        if ratings is not None and len(_as_rating_dict(ratings)):
+            factors, bias = mf.fold_in(ratings)
+            low, high = mf.rating_range_
+            pred = np.clip(mf.global_mean_ + bias + bi + mf.item_factors_[i] @ factors, low, high)
+            rated = np.asarray(list(_as_rating_dict(ratings).values()), dtype=np.float64)
+            stats = (
+                RatingStats.fit(
+                    pd.DataFrame({USER_COL: 0, ITEM_COL: 0, RATING_COL: rated}), USER_COL
+                )
+                .table.to_numpy()[0]
+                .copy()
+            )
+            # the damped mean must shrink toward the training mean, not this user's own mean
+            stats[1] = (rated.sum() + 5 * self.base_.user_stats.global_mean) / (rated.size + 5)
+            mf_cols = np.column_stack([pred, np.full(n, bias), bi, np.ones(n), np.ones(n)])
+            user_beh = np.tile(stats, (n, 1))
+        else:
+            pred = mf._predict_indices(np.full(n, -1, dtype=np.int32), i)
+            mf_cols = np.column_stack([pred, np.zeros(n), bi, np.zeros(n), np.ones(n)])
+            user_beh = self.base_.user_stats.unknown(n)
+        item_beh = self.base_.item_stats.lookup(item_ids)
+        enc = self.user_encoder_
+        if attributes:
+            row = pd.DataFrame([{**attributes, USER_COL: "__new__"}])
+            user_attr = np.tile(
+                enc.transform(row).reindex(columns=enc.columns).fillna(0).to_numpy(), (n, 1)
+            )
+        else:
+            user_attr = enc.lookup(np.array(["__new__"] * n, dtype=object))
+        item_attr = self.item_encoder_.lookup(item_ids)
+        return np.hstack([mf_cols, user_beh, item_beh, user_attr, item_attr]).astype(np.float32)
+
+    def _top_frame(self, items: np.ndarray, scores: np.ndarray, n: int) -> pd.DataFrame:
+        if n < 1:
+            raise DataError(f"n must be at least 1, got {n}")
+        order = _top_n(np.asarray(scores, dtype=np.float64), n)
+        top = items[order]
+        frame = pd.DataFrame(
+            {ITEM_COL: self.mf_.item_vocab_.ids[top], "predicted_rating": self._clip(scores[order])}
+        )
+        return self.mf_._with_item_metadata(frame, top)
+
+    def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
+        """The ``n`` users with the highest predicted rating for ``item``."""
+        self._require_fitted()
+        mf = self.mf_
+        i = mf.item_vocab_.index_one(item)
+        if i < 0:
+            raise DataError(f"movieId {item} is not in the model: no user can be targeted for it")
+        users = np.arange(len(mf.user_vocab_))
+        if exclude_seen:
+            users = np.setdiff1d(users, mf._users_who_saw(i))
+        item_ids = np.full(users.size, mf.item_vocab_.ids[i])
+        scores = self.regressor_.predict(self.features(mf.user_vocab_.ids[users], item_ids))
+        order = _top_n(np.asarray(scores, dtype=np.float64), n)
+        return pd.DataFrame(
+            {
+                USER_COL: mf.user_vocab_.ids[users[order]],
+                "predicted_rating": self._clip(scores[order]),
+            }
+        )
+
+    def recommend_all(
+        self, n: int = 10, *, exclude_seen: bool = True, candidates_per_user: int = 200
+    ) -> Any:
+        """Every user's top-``n``: the MF's top ``candidates_per_user`` items re-ranked by the
+        hybrid (scoring every user × item pair with a regressor does not scale)."""
+        self._require_fitted()
+        mf = self.mf_
+        for batch in mf.recommend_all(candidates_per_user, exclude_seen=exclude_seen):
+            frame = batch.to_pandas()
+            frame["predicted_rating"] = self.predict(
+                frame[USER_COL].to_numpy(), frame[ITEM_COL].to_numpy()
+            )
+            frame = frame.sort_values(
+                [USER_COL, "predicted_rating"], ascending=[True, False], kind="stable"
+            )
+            frame["rank"] = frame.groupby(USER_COL).cumcount().astype(np.int32) + 1
+            frame = frame[frame["rank"] <= n][[USER_COL, "rank", ITEM_COL, "predicted_rating"]]
+            yield pa.RecordBatch.from_pandas(frame, preserve_index=False)
+
+    # ------------------------------------------------------------------ inspecting
+    def training_info(self) -> pd.DataFrame:
+        self._require_fitted()
+        return self.mf_.training_info()
+
+    def weights(
+        self, users: Sequence[Any] | None = None, items: Sequence[Any] | None = None
+    ) -> pd.DataFrame:
+        """The MF part's weights in ``ML.WEIGHTS`` shape."""
+        self._require_fitted()
+        return self.mf_.weights(users=users, items=items)
+
+    def explain(self, user: Any, item: Any, top: int = 10) -> pd.DataFrame:
+        """Feature contributions to one prediction (like ``ML.EXPLAIN_PREDICT``): ``feature``,
+        ``value``, ``contribution``, largest magnitude first, plus the ``baseline`` row."""
+        self._require_fitted()
+        users_arr, items_arr = _coerce_ids(self.mf_, [user], [item])
+        x = self.features(users_arr, items_arr)
+        contrib = self.regressor_.contributions(x)[0]
+        frame = pd.DataFrame(
+            {
+                "feature": self.feature_names_,
+                "value": x[0].astype(np.float64),
+                "contribution": contrib[:-1],
+            }
+        )
+        frame = frame.reindex(frame["contribution"].abs().sort_values(ascending=False).index).head(
+            top
+        )
+        baseline = pd.DataFrame(
+            {"feature": ["baseline"], "value": [np.nan], "contribution": [contrib[-1]]}
+        )
+        return pd.concat([baseline, frame], ignore_index=True)
+
+    def feature_importance(self) -> pd.DataFrame:
+        self._require_fitted()
+        imp = self.regressor_.feature_importance()
+        frame = pd.DataFrame({"feature": list(imp), "importance": list(imp.values())})
+        return frame.sort_values("importance", ascending=False, ignore_index=True)
+
+    def evaluate(
+        self, data: pd.DataFrame | None = None, *, k: int = 10, relevance_threshold: float = 4.0
+    ) -> dict[str, float]:
+        """Same metrics as :meth:`MatrixFactorization.evaluate`; ranking scores every item a
+        user did not rate in training."""
+        self._require_fitted()
+        data = self.eval_set_ if data is None else data
+        users_ext, items_ext, values = _ratings_arrays(data)
+        metrics = regression_metrics(values, self.predict(users_ext, items_ext))
+        metrics.update(self._ranking(users_ext, items_ext, values, k, relevance_threshold))
+        return metrics
+
+    def _ranking(
+        self,
+        users_ext: np.ndarray,
+        items_ext: np.ndarray,
+        values: np.ndarray,
+        k: int,
+        threshold: float,
+    ) -> dict[str, float]:
+        mf = self.mf_
+        u = mf.user_vocab_.index_of(users_ext)
+        i = mf.item_vocab_.index_of(items_ext)
+        relevant = (values >= threshold) & (u >= 0) & (i >= 0)
+        if not relevant.any():
+            return {}
+        eval_users = np.unique(u[relevant])
+        n_items = len(mf.item_vocab_)
+        train = mf._train_csr
+        top = np.full((eval_users.size, k), -1, dtype=np.int32)
+        indptr = [0]
+        indices: list[np.ndarray] = []
+        rel_u, rel_i = u[relevant], i[relevant]
+        block = max(1, 200_000 // max(n_items, 1))
+        for start in range(0, eval_users.size, block):
+            chunk = eval_users[start : start + block]
+            x = self.features(
+                np.repeat(mf.user_vocab_.ids[chunk], n_items),
+                np.tile(mf.item_vocab_.ids, chunk.size),
+            )
+            scores = self.regressor_.predict(x).reshape(chunk.size, n_items)
+            for row, uu in enumerate(chunk):
+                s = scores[row].copy()
+                s[train.indices[train.indptr[uu] : train.indptr[uu + 1]]] = -np.inf
+                best = _top_n(s, k)
+                top[start + row, : best.size] = best
+                mine = np.sort(rel_i[rel_u == uu])
+                indices.append(mine)
+                indptr.append(indptr[-1] + mine.size)
+        return ranking_metrics(top, np.asarray(indptr), np.concatenate(indices), k)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write the model directory: ``meta.json``, side-feature tables, the MF (``mf/``) and
+        the regressor's own files (``regressor/``), atomically."""
+        self._require_fitted()
+        path = Path(path)
+        staging = path.parent / f".{path.name}.parts-{time.time_ns()}"
+        try:
+            self.mf_.save(staging / MF_DIR)
+            (staging / REGRESSOR_DIR).mkdir(parents=True)
+            regressor_meta = self.regressor_.save(staging / REGRESSOR_DIR)
+            tables = {
+                "user_stats": pa.Table.from_pandas(self.base_.user_stats.table.reset_index()),
+                "item_stats": pa.Table.from_pandas(self.base_.item_stats.table.reset_index()),
+                "eval": pa.Table.from_pandas(self.eval_set_, preserve_index=False),
+            }
+            if self.user_encoder_.table is not None:
+                tables["user_attributes"] = self.user_encoder_.table_arrow()
+            if self.item_encoder_.table is not None:
+                tables["item_attributes"] = self.item_encoder_.table_arrow()
+            meta = {
+                "kind": KIND,
+                "params": self.get_params(),
+                "regressor": {"kind": self.kind, **regressor_meta},
+                "feature_names": self.feature_names_,
+                "user_encoder": self.user_encoder_.to_meta(),
+                "item_encoder": self.item_encoder_.to_meta(),
+                "stats_global_mean": [
+                    self.base_.user_stats.global_mean,
+                    self.base_.item_stats.global_mean,
+                ],
+                "rating_range": list(self.rating_range_),
+                "metrics": self.metrics_,
+                "tuning_trials": self.tuning_trials_,
+                "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            artifacts.write_artifact(
+                path, meta, tables, extra_dirs=[staging / MF_DIR, staging / REGRESSOR_DIR]
+            )
+        finally:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> HybridRecommender:
+        meta = artifacts.read_meta(path)
+        if meta.get("kind") != KIND:
+            raise ModelError(f"model at {path} is a {meta.get('kind')!r}, not a {KIND} model")
+        path = Path(path)
+        model = cls(**meta["params"])
+        mf = MatrixFactorization.load(path / MF_DIR)
+        g_user, g_item = meta["stats_global_mean"]
+        model.base_ = BaseFeatures(
+            mf,
+            _stats(artifacts.read_table(path, "user_stats"), USER_COL, g_user),
+            _stats(artifacts.read_table(path, "item_stats"), ITEM_COL, g_item),
+        )
+        model.user_encoder_ = AttributeEncoder.from_meta(
+            meta["user_encoder"], _optional_table(path, "user_attributes")
+        )
+        model.item_encoder_ = AttributeEncoder.from_meta(
+            meta["item_encoder"], _optional_table(path, "item_attributes")
+        )
+        model.items_meta_ = mf.items_meta_
+        model.feature_names_ = list(meta["feature_names"])
+        model.regressor_ = load_regressor(path / REGRESSOR_DIR, meta["regressor"])
+        low, high = meta["rating_range"]
+        model.rating_range_ = (float(low), float(high))
+        model.metrics_ = dict(meta.get("metrics", {}))
+        model.tuning_trials_ = list(meta.get("tuning_trials", []))
+        model.eval_set_ = artifacts.read_table(path, "eval").to_pandas()
+        return model
+
+
+def _stats(table: pa.Table, key: str, global_mean: float) -> RatingStats:
+    return RatingStats(key, table.to_pandas().set_index(key), global_mean)
+
+
+def _optional_table(path: Path, name: str) -> pa.Table | None:
+    return artifacts.read_table(path, name) if (path / f"{name}.parquet").is_file() else None
+
+
+def _as_rating_dict(ratings: pd.DataFrame | dict[Any, float]) -> dict[Any, float]:
+    if isinstance(ratings, dict):
+        return ratings
+    return dict(zip(ratings[ITEM_COL].tolist(), ratings[RATING_COL].tolist(), strict=True))
+
+
+def _coerce_ids(mf: MatrixFactorization, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Align id types with the training vocabularies (e.g. '903' from a URL → 903)."""
+    users_arr, items_arr = np.asarray(users), np.asarray(items)
+    if users_arr.shape != items_arr.shape:
+        raise DataError(f"{users_arr.size} users but {items_arr.size} items: pairs must align")
+    return _coerce(users_arr, mf.user_vocab_.ids), _coerce(items_arr, mf.item_vocab_.ids)
+
+
+def _coerce(ids: np.ndarray, vocab_ids: np.ndarray) -> np.ndarray:
+    if vocab_ids.dtype.kind in "iu" and ids.dtype.kind in "OUS":
+        numeric = pd.to_numeric(pd.Series(ids), errors="coerce")
+        if numeric.notna().all() and (numeric % 1 == 0).all():
+            return numeric.to_numpy().astype(np.int64)
+        return ids.astype(object)
+    return ids

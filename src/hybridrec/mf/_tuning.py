@@ -1,0 +1,45 @@
+"""Tuning the MF's hyperparameters on a validation split carved from the training ratings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hybridrec._tuning import random_search
+from hybridrec.mf._model import MatrixFactorization
+
+SEARCH_SPACE: dict[str, Callable[[np.random.Generator], Any]] = {
+    "num_factors": lambda rng: int(rng.choice([8, 16, 32, 64, 128])),
+    "l2_reg": lambda rng: float(np.exp(rng.uniform(np.log(0.03), np.log(0.4)))),
+    "l2_reg_item": lambda rng: float(np.exp(rng.uniform(np.log(0.1), np.log(2.0)))),
+    "item_reg_exponent": lambda rng: float(rng.uniform(0.4, 1.0)),
+    "l2_reg_bias": lambda rng: float(np.exp(rng.uniform(np.log(0.1), np.log(10.0)))),
+}
+
+
+def tune_mf(
+    ratings: pd.DataFrame,
+    n_trials: int,
+    base: MatrixFactorization,
+    *,
+    validation_fraction: float = 0.1,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Random search over :data:`SEARCH_SPACE`; returns the best parameters and the trials.
+
+    ``base`` supplies every other parameter, the seed and the evaluation split: trials train on
+    the training part minus a ``validation_fraction`` and are scored on that fraction.
+    """
+    params = base.get_params()
+    held_out = np.random.default_rng(base.seed).random(len(ratings)) < base.eval_fraction
+    train = ratings.loc[~held_out]
+
+    def score(trial: dict[str, Any]) -> float:
+        model = MatrixFactorization(**{**params, **trial, "eval_fraction": validation_fraction})
+        model.fit(train)
+        return float(np.sqrt(model.training_log_[-1]["eval_loss"]))
+
+    first = {name: params[name] for name in SEARCH_SPACE}
+    return random_search(n_trials, SEARCH_SPACE, score, seed=base.seed, first=first)

@@ -1,0 +1,207 @@
+"""Hybrid model: features, leak-free stacking, cold start, explain, persistence, SQL dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridrec.hybrid import HybridRecommender, hybrid_dataset_sql
+from hybridrec.hybrid._compare import compare_models, split_scenario
+from hybridrec.mf import MatrixFactorization
+
+FAST_BOOSTED = {"n_estimators": 60, "learning_rate": 0.1, "early_stopping_rounds": 10}
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Ratings where women rate everything 0.8 higher, plus genres that matter."""
+    rng = np.random.default_rng(0)
+    n_users, n_items = 300, 120
+    gender = rng.choice(["F", "M"], n_users)
+    age = rng.integers(18, 70, n_users)
+    users = pd.DataFrame({"userId": np.arange(1, n_users + 1), "age": age, "gender": gender})
+    genres = [["Comedy"] if i % 3 == 0 else ["Drama"] for i in range(n_items)]
+    items = pd.DataFrame(
+        {
+            "movieId": np.arange(1001, 1001 + n_items),
+            "title": [f"Movie {i}" for i in range(n_items)],
+            "genres": genres,
+            "year": rng.integers(1950, 2020, n_items),
+        }
+    )
+    p = rng.normal(0, 0.5, (n_users, 3))
+    q = rng.normal(0, 0.5, (n_items, 3))
+    pairs = pd.DataFrame(
+        {"u": rng.integers(0, n_users, 16000), "i": rng.integers(0, n_items, 16000)}
+    ).drop_duplicates()
+    u, i = pairs["u"].to_numpy(), pairs["i"].to_numpy()
+    score = 3.2 + 0.8 * (gender[u] == "F") + 0.4 * (i % 3 == 0) + (p[u] * q[i]).sum(1)
+    rating = np.clip(np.round(2 * (score + rng.normal(0, 0.4, u.size))) / 2, 0.5, 5)
+    ratings = pd.DataFrame({"userId": u + 1, "movieId": i + 1001, "rating": rating})
+    return ratings.reset_index(drop=True), users, items
+
+
+MF_PARAMS = {"num_factors": 4, "max_iterations": 6}
+
+
+@pytest.fixture(scope="module")
+def boosted(data) -> HybridRecommender:
+    ratings, users, items = data
+    return HybridRecommender(
+        "boosted", mf_params=MF_PARAMS, regressor_params=FAST_BOOSTED, n_folds=3
+    ).fit(ratings, users, items)
+
+
+@pytest.fixture(scope="module")
+def linear(data) -> HybridRecommender:
+    ratings, users, items = data
+    return HybridRecommender("linear", mf_params=MF_PARAMS, n_folds=3).fit(ratings, users, items)
+
+
+def test_hybrid_uses_the_same_hold_out_as_mf(data, linear):
+    ratings, _, items = data
+    mf = MatrixFactorization(**MF_PARAMS).fit(ratings, items=items)
+    pd.testing.assert_frame_equal(
+        mf.eval_set_.reset_index(drop=True),
+        linear.eval_set_.reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
+def test_hybrid_beats_mf_when_attributes_matter(data, boosted):
+    ratings, _, items = data
+    mf = MatrixFactorization(**MF_PARAMS).fit(ratings, items=items)
+    assert boosted.metrics_["rmse"] < mf.metrics_["rmse"]
+    names = boosted.feature_names_
+    assert (
+        "mf.prediction" in names and "userId.gender=F" in names and "movieId.genres=Comedy" in names
+    )
+
+
+def test_cold_start_user_uses_attributes(boosted):
+    woman = boosted.recommend_new_user(None, 5, attributes={"gender": "F", "age": 30})
+    man = boosted.recommend_new_user(None, 5, attributes={"gender": "M", "age": 30})
+    assert woman["predicted_rating"].mean() > man["predicted_rating"].mean() + 0.3
+    # an unknown id with no attributes still gets an answer on the rating scale
+    recs = boosted.recommend(10**9, 3)
+    assert len(recs) == 3 and recs["predicted_rating"].between(0.5, 5).all()
+
+
+def test_fold_in_new_user_excludes_rated_items(boosted):
+    rated = {1001: 5.0, 1004: 4.5, 1002: 1.0}
+    recs = boosted.recommend_new_user(rated, 5)
+    assert len(recs) == 5 and not set(recs["movieId"]) & set(rated)
+
+
+def test_unknown_item_and_user_predictions_are_cold_starts(boosted):
+    pred = boosted.predict([1, 10**9, 1], [1001, 1001, 10**9])
+    assert np.all((pred >= 0.5) & (pred <= 5))
+
+
+def test_linear_explanation_sums_to_the_prediction(linear, data):
+    ratings, _, _ = data
+    user, item = int(ratings["userId"].iloc[0]), int(ratings["movieId"].iloc[0])
+    explanation = linear.explain(user, item, top=len(linear.feature_names_))
+    raw = float(linear.regressor_.predict(linear.features(np.array([user]), np.array([item])))[0])
+    assert explanation["contribution"].sum() == pytest.approx(raw, abs=1e-4)
+    assert explanation["feature"].iloc[0] == "baseline"
+
+
+def test_boosted_explanation_and_importance(boosted):
+    explanation = boosted.explain(1, 1001, top=5)
+    assert len(explanation) == 6
+    importance = boosted.feature_importance()
+    assert importance["importance"].iloc[0] >= importance["importance"].iloc[-1]
+    assert set(importance["feature"]) == set(boosted.feature_names_)
+
+
+@pytest.mark.parametrize("fixture", ["linear", "boosted"])
+def test_save_load_round_trip(fixture, request, tmp_path):
+    model: HybridRecommender = request.getfixturevalue(fixture)
+    model.save(tmp_path / "h")
+    loaded = HybridRecommender.load(tmp_path / "h")
+    users, items = [1, 2, 10**9], [1001, 1010, 1020]
+    np.testing.assert_allclose(loaded.predict(users, items), model.predict(users, items), rtol=1e-6)
+    pd.testing.assert_frame_equal(loaded.recommend(3, 5), model.recommend(3, 5))
+    new = {"gender": "F", "age": 44}
+    pd.testing.assert_frame_equal(
+        loaded.recommend_new_user(None, 3, attributes=new),
+        model.recommend_new_user(None, 3, attributes=new),
+    )
+    assert not list(tmp_path.glob(".h*")), "no temporary directory may be left behind"
+
+
+def test_leak_free_features_differ_from_notebook_style(data):
+    """Notebook-style training features come from an MF that saw the target ratings, so they
+    fit the training ratings far better than the out-of-fold ones (that is the leak)."""
+    ratings, users, items = data
+    common = {"mf_params": MF_PARAMS, "n_folds": 3, "cold_fraction": 0.0, "eval_fraction": 0.2}
+    leaky = HybridRecommender("linear", leak_free=False, **common).fit(ratings, users, items)
+    clean = HybridRecommender("linear", leak_free=True, **common).fit(ratings, users, items)
+    coef_leaky = leaky.feature_importance().set_index("feature")["importance"]["mf.prediction"]
+    coef_clean = clean.feature_importance().set_index("feature")["importance"]["mf.prediction"]
+    assert coef_leaky > coef_clean
+
+
+def test_tuning_keeps_a_trials_table(data, tmp_path):
+    ratings, users, items = data
+    model = HybridRecommender("linear", mf_params=MF_PARAMS, n_folds=2, tune=3).fit(
+        ratings, users, items
+    )
+    assert len(model.tuning_trials_) == 3
+    assert all(np.isfinite(t["rmse"]) and "l2_reg" in t["params"] for t in model.tuning_trials_[1:])
+    model.save(tmp_path / "t")
+    assert len(HybridRecommender.load(tmp_path / "t").tuning_trials_) == 3
+
+
+def test_recommend_all_reranks_mf_candidates(linear):
+    batches = list(linear.recommend_all(n=3, candidates_per_user=10))
+    table = pd.concat([b.to_pandas() for b in batches])
+    assert table.groupby("userId")["rank"].max().max() == 3
+    one = table[table["userId"] == 1].sort_values("rank")
+    assert one["predicted_rating"].is_monotonic_decreasing
+
+
+def test_split_scenarios_hold_out_whole_users_and_items(data):
+    ratings, _, _ = data
+    train, test = split_scenario(ratings, "cold-user", 1)
+    assert not set(train["userId"]) & set(test["userId"])
+    train, test = split_scenario(ratings, "cold-item", 1)
+    assert not set(train["movieId"]) & set(test["movieId"])
+    train, test = split_scenario(ratings, "warm", 1)
+    assert len(test) == pytest.approx(0.2 * len(ratings), rel=0.1)
+
+
+def test_compare_table(data):
+    ratings, users, items = data
+    table = compare_models(ratings, users, items, kinds=["linear"], mf_params=MF_PARAMS, k=5)
+    assert set(table["scenario"]) == {"warm", "cold-user", "cold-item"}
+    assert list(table["model"].unique()) == ["global mean", "biases only", "MF", "hybrid linear"]
+    cold_users = table[table["scenario"] == "cold-user"].set_index("model")
+    # MF knows nothing about a new user; the hybrid sees their gender
+    assert cold_users.loc["hybrid linear", "rmse"] < cold_users.loc["MF", "rmse"]
+
+
+def test_hybrid_dataset_sql_expands_any_width(workspace, tmp_path):
+    ratings = workspace.ratings()
+    mf = MatrixFactorization(num_factors=3, max_iterations=2, eval_fraction=0).fit(ratings)
+    mf.save(workspace.models_dir / "m3")
+    genres = workspace.sql("SELECT DISTINCT unnest(genres) AS g FROM movies ORDER BY g")[
+        "g"
+    ].tolist()
+    multi = workspace.sql(hybrid_dataset_sql("m3", 3, genres, []))
+    assert len(multi) == len(ratings)
+    for col in ("u1", "u2", "u3", "p1", "p3", "loyalty", "postcode", "rating", "genre_Comedy"):
+        assert col in multi.columns
+    assert "u4" not in multi.columns
+    rows = workspace.sql(hybrid_dataset_sql("m3", 3, genres, [], encoding="rows"))
+    movies = workspace.movies().set_index("movieId")
+    expected = sum(len(movies.loc[m, "genres"]) for m in ratings["movieId"])
+    assert len(rows) == expected and "g" in rows.columns
+    w = mf.weights(users=[int(ratings["userId"].iloc[0])])
+    first = multi[multi["userId"] == ratings["userId"].iloc[0]].iloc[0]
+    assert first["u2"] == pytest.approx(w["factor_weights"].iloc[0][1]["weight"], rel=1e-6)
+    out = tmp_path / "hd.parquet"
+    assert workspace.export_parquet(hybrid_dataset_sql("m3", 3, genres, []), out) == len(ratings)
+    assert pd.read_parquet(out).shape == multi.shape
