@@ -26,13 +26,14 @@ SEED = 42
 EVAL_FRACTION = 0.2
 
 
-def load_ml100k() -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_ml100k() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Ratings, users and movies of the real MovieLens 100K (cached download or recbole wheel)."""
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(tmp)
         ws.load("ml-100k")
-        ratings, movies = ws.ratings(), ws.movies()
+        tables = ws.ratings(), ws.users(), ws.movies()
         ws.close()
-    return ratings, movies
+    return tables
 
 
 def split(ratings: pd.DataFrame) -> np.ndarray:
@@ -113,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the tuning grid")
     args = parser.parse_args()
-    ratings, _ = load_ml100k()
+    ratings, _, _ = load_ml100k()
     held_out = split(ratings)
     default = run_mf(ratings)
     print(f"hybridrec default MF: RMSE {default['rmse']:.4f} in {default['fit_seconds']} s")
