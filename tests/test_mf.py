@@ -270,3 +270,28 @@ def test_fold_in_with_only_unknown_items_gives_the_intercept_ranking(fitted):
     assert recs["movieId"].tolist() == fitted.recommend(-1, n=3)["movieId"].tolist()
     with pytest.raises(Exception, match="at least one"):
         fitted.fold_in({})
+
+
+def test_text_ids_map_only_when_they_are_exact_integers():
+    from hybridrec.data import IdVocabulary
+
+    vocab = IdVocabulary([1, 2, 903])
+    got = vocab.index_of(np.array(["903", "1.5", "2.0", "abc"]))
+    assert got.tolist() == [2, -1, -1, -1]
+    assert vocab.index_of(np.array([2.0, 2.5])).tolist() == [1, -1]
+
+
+def test_genre_mask_cache_does_not_leak_between_calls(fitted):
+    user = fitted.user_vocab_.ids[0]
+    first = fitted.recommend(user, n=40, genre="Comedy")
+    second = fitted.recommend(user, n=40, genre="Comedy", candidates=[101, 103])
+    assert set(second["movieId"]) <= {101, 103}
+    again = fitted.recommend(user, n=40, genre="Comedy")
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_users_who_saw_an_item(fitted, tiny_ratings):
+    item = fitted.item_vocab_.ids[5]
+    expected = set(tiny_ratings.loc[tiny_ratings["movieId"] == item, "userId"])
+    got = set(fitted.user_vocab_.ids[fitted._users_who_saw(5)])
+    assert got == expected & set(fitted.user_vocab_.ids)

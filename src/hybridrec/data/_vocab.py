@@ -42,9 +42,15 @@ class IdVocabulary:
         arr = np.asarray(ids)
         if arr.dtype.kind in "iu" and self._index.dtype.kind not in "iu":
             arr = arr.astype(str)
-        elif arr.dtype.kind in "OUS" and self._index.dtype.kind in "iu":
+        elif arr.dtype.kind in "OUSf" and self._index.dtype.kind in "iu":
+            # Text from a URL or the command line: only exact integers ("903", not "903.5" or
+            # "903.0") name an integer id; anything else is unknown.
             as_num = pd.to_numeric(pd.Series(arr.ravel()), errors="coerce")
-            arr = np.where(as_num.isna(), -(2**62), as_num.fillna(-(2**62))).astype(np.int64)
+            text = pd.Series(arr.ravel()).astype(str).str.strip()
+            exact = as_num.notna() & (as_num % 1 == 0) & ~text.str.contains(r"[.eE]", regex=True)
+            if arr.dtype.kind == "f":
+                exact = as_num.notna() & (as_num % 1 == 0)
+            arr = np.where(exact, as_num.where(exact, 0), -(2**62)).astype(np.int64)
         return self._index.get_indexer(arr.ravel()).astype(np.int32)
 
     def index_one(self, external_id: Any) -> int:

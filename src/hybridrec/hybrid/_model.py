@@ -240,6 +240,15 @@ class HybridRecommender:
     def mf_(self) -> MatrixFactorization:
         return self.base_.mf
 
+    @property
+    def user_vocab_(self) -> Any:
+        """The known users (those of the MF): what serving reports as known."""
+        return self.mf_.user_vocab_
+
+    @property
+    def item_vocab_(self) -> Any:
+        return self.mf_.item_vocab_
+
     def features(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """The regressor's input rows for (user, item) pairs (columns: ``feature_names_``)."""
         users, items = np.asarray(users), np.asarray(items)

@@ -186,25 +186,9 @@ class MatrixFactorization:
         with progress_bar("ALS", self.max_iterations, show=self.show_progress) as bar:
             for iteration in range(self.max_iterations):
                 start = time.perf_counter()
-                self._half_step(
-                    by_user,
-                    self.item_factors_,
-                    self.item_bias_,
-                    self.user_factors_,
-                    self.user_bias_,
-                    item_side=False,
-                )
-                self._half_step(
-                    by_item,
-                    self.user_factors_,
-                    self.user_bias_,
-                    self.item_factors_,
-                    self.item_bias_,
-                    item_side=True,
-                )
+                self._sweep(by_user, by_item)
                 duration_ms = (time.perf_counter() - start) * 1000
-                loss = self._mse_known(tu, ti, tv)
-                eval_loss = self._mse_any(eu, ei, ev) if ev.size else float("nan")
+                loss, eval_loss = self._losses(by_user, (tu, ti, tv), (eu, ei, ev))
                 self.training_log_.append(
                     {
                         "iteration": iteration,
@@ -233,6 +217,36 @@ class MatrixFactorization:
         self.data_fingerprint_ = _fingerprint(users_ext, items_ext, values)
         self.metrics_ = self.evaluate() if len(self.eval_set_) else {}
         return self
+
+    def _sweep(self, by_user: _Csr, by_item: _Csr) -> None:
+        """One ALS iteration: all users given the items, then all items given the users."""
+        self._half_step(
+            by_user,
+            self.item_factors_,
+            self.item_bias_,
+            self.user_factors_,
+            self.user_bias_,
+            item_side=False,
+        )
+        self._half_step(
+            by_item,
+            self.user_factors_,
+            self.user_bias_,
+            self.item_factors_,
+            self.item_bias_,
+            item_side=True,
+        )
+
+    def _losses(
+        self,
+        by_user: _Csr,
+        train: tuple[np.ndarray, np.ndarray, np.ndarray],
+        held_out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple[float, float]:
+        """(training loss, eval loss) logged per iteration: mean squared errors here."""
+        loss = self._mse_known(*train)
+        eval_loss = self._mse_any(*held_out) if held_out[2].size else float("nan")
+        return loss, eval_loss
 
     def _half_step(
         self,
@@ -419,7 +433,8 @@ class MatrixFactorization:
     ) -> pd.DataFrame:
         scores = self.item_bias_ + self.global_mean_
         if factors is not None:
-            scores = scores + bias + self.item_factors_ @ factors.astype(np.float64)
+            # float32 product (no float64 copy of the item matrix), accumulated into float64
+            scores = scores + bias + (self.item_factors_ @ factors.astype(np.float32))
         allowed = self._candidate_mask(genre, candidates)
         allowed[exclude] = False
         scores = np.where(allowed, scores, -np.inf)
@@ -445,7 +460,7 @@ class MatrixFactorization:
             self.global_mean_
             + self.item_bias_[i]
             + self.user_bias_
-            + self.user_factors_ @ self.item_factors_[i].astype(np.float64)
+            + self.user_factors_ @ self.item_factors_[i]
         )
         if exclude_seen:
             seen_users = self._users_who_saw(i)
@@ -498,24 +513,22 @@ class MatrixFactorization:
                 bar.advance(stop - start)
 
     def _users_who_saw(self, item: int) -> np.ndarray:
-        seen = self.seen_
-        rows = np.repeat(np.arange(len(seen.indptr) - 1), np.diff(seen.indptr))
-        return rows[seen.indices == item]
+        # The item → users view of the seen pairs is built once, on first use.
+        if getattr(self, "_seen_by_item", None) is None:
+            seen = self.seen_
+            rows = np.repeat(np.arange(len(seen.indptr) - 1, dtype=np.int32), np.diff(seen.indptr))
+            self._seen_by_item = _Csr.build(
+                seen.indices, rows, seen.values, len(self.item_vocab_), sort_cols=False
+            )
+        by_item = self._seen_by_item
+        return by_item.indices[by_item.indptr[item] : by_item.indptr[item + 1]]
 
     def _candidate_mask(
         self, genre: str | None, candidates: Sequence[Any] | np.ndarray | None
     ) -> np.ndarray:
         allowed = np.ones(len(self.item_vocab_), dtype=bool)
         if genre is not None:
-            if "genres" not in self.items_meta_.columns:
-                raise DataError(
-                    "the model has no genre metadata: train it on a workspace with movies"
-                )
-            allowed &= (
-                self.items_meta_["genres"]
-                .map(lambda g: g is not None and genre in list(g))
-                .to_numpy(bool)
-            )
+            allowed &= self._genre_mask(genre)
         if candidates is not None:
             idx = self.item_vocab_.index_of(np.asarray(candidates))
             keep = np.zeros_like(allowed)
@@ -523,9 +536,27 @@ class MatrixFactorization:
             allowed &= keep
         return allowed
 
+    def _genre_mask(self, genre: str) -> np.ndarray:
+        """Items of ``genre`` (cached per genre: serving asks for the same few again and again)."""
+        cache: dict[str, np.ndarray] = self.__dict__.setdefault("_genre_masks", {})
+        if genre not in cache:
+            if "genres" not in self.items_meta_.columns:
+                raise DataError(
+                    "the model has no genre metadata: train it on a workspace with movies"
+                )
+            cache[genre] = (
+                self.items_meta_["genres"]
+                .map(lambda g: g is not None and genre in list(g))
+                .to_numpy(bool)
+            )
+        return cache[genre].copy()
+
     def _with_item_metadata(self, frame: pd.DataFrame, top: np.ndarray) -> pd.DataFrame:
         if "title" in self.items_meta_.columns:
-            frame.insert(1, "title", self.items_meta_["title"].to_numpy()[top])
+            titles = self.__dict__.get("_titles")
+            if titles is None:
+                titles = self._titles = self.items_meta_["title"].to_numpy(dtype=object)
+            frame.insert(1, "title", titles[top])
         return frame
 
     # ------------------------------------------------------------------ inspecting
