@@ -221,3 +221,30 @@ def test_hybrid_bad_inputs(trained):
     assert code == 2 and "nope" in err
     code, _, err = run(trained, "hybrid", "dataset", "--mf", "m")
     assert code == 2 and "--out" in err
+
+
+def test_implicit_training_and_ranking_evaluation(trained):
+    code, out, err = run(
+        trained, "train", "mf", "--name", "imp", "--feedback-type", "implicit",
+        "--num-factors", "4", "--wals-alpha", "1", "--l2-reg", "5", "--format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(trained, "evaluate", "imp", "--format", "json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert {
+        "mean_average_precision",
+        "normalized_discounted_cumulative_gain",
+        "average_rank",
+    } <= set(metrics)
+    code, out, err = run(trained, "evaluate", "m", "--ranking", "--format", "json")
+    assert code == 0, err
+    assert set(json.loads(out)) == {
+        "precision@10", "recall@10", "ndcg@10", "map@10", "hit_rate@10", "coverage@10", "novelty@10"
+    }  # fmt: skip
+    code, out, err = run(trained, "recommend", "imp", "--user", "3", "-n", "3", "--format", "json")
+    assert code == 0 and "predicted_rating_confidence" in json.loads(out)[0]
+    code, _, err = run(
+        trained, "train", "mf", "--name", "x", "--feedback-type", "implicit", "--l2-reg-bias", "1"
+    )
+    assert code == 2 and "l2_reg_bias" in err

@@ -233,11 +233,32 @@ def train() -> None:
     help="Random search over N trials (like NUM_TRIALS), scored on a validation split of the "
     "training ratings; the options given are kept fixed only where not searched.",
 )
+@click.option(
+    "--feedback-type",
+    type=click.Choice(["explicit", "implicit"]),
+    default="explicit",
+    show_default=True,
+    help="implicit: weighted ALS on who rated what, for ranking (BigQuery ML's IMPLICIT).",
+)
+@click.option(
+    "--wals-alpha",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Implicit only: confidence 1 + alpha * rating.",
+)
 @format_option
 @click.pass_obj
 @_guarded
-def train_mf(state: _State, name: str, fmt: str, tune: int | None, **options: Any) -> None:
-    from hybridrec.mf import MatrixFactorization
+def train_mf(
+    state: _State,
+    name: str,
+    fmt: str,
+    tune: int | None,
+    feedback_type: str,
+    wals_alpha: float | None,
+    **options: Any,
+) -> None:
+    from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
     from hybridrec.mf._tuning import tune_mf
     from hybridrec.models import model_dir
 
@@ -245,6 +266,21 @@ def train_mf(state: _State, name: str, fmt: str, tune: int | None, **options: An
     ws = state.workspace()
     path = model_dir(ws.models_dir, name)
     ratings = ws.ratings()
+    if feedback_type == "implicit":
+        explicit_only = sorted({"l2_reg_bias"} & set(params)) + (["--tune"] if tune else [])
+        if explicit_only:
+            raise HybridrecError(f"{', '.join(explicit_only)} do not apply to implicit feedback")
+        if wals_alpha is not None:
+            params["wals_alpha"] = wals_alpha
+        implicit = ImplicitMatrixFactorization(**params, show_progress=state.show_progress)
+        implicit.fit(ratings, items=ws.movies())
+        implicit.save(path)
+        if not state.quiet:
+            click.echo(f"saved model {name!r} to {path}", err=True)
+        _emit(implicit.training_info(), fmt, title=f"training info: {name}")
+        return
+    if wals_alpha is not None:
+        raise HybridrecError("--wals-alpha applies to --feedback-type implicit only")
     trials: list[dict[str, Any]] = []
     if tune:
         best, trials = tune_mf(ratings, tune, MatrixFactorization(**params))
@@ -704,10 +740,16 @@ def weights(
     "[default: the model's own hold-out].",
 )
 @click.option("-k", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
+@click.option(
+    "--ranking",
+    is_flag=True,
+    help="Only the ranking metrics (precision, recall, "
+    "NDCG, MAP, hit rate, coverage, novelty at k).",
+)
 @format_option
 @click.pass_obj
 @_guarded
-def evaluate(state: _State, name: str, data: str | None, k: int, fmt: str) -> None:
+def evaluate(state: _State, name: str, data: str | None, k: int, ranking: bool, fmt: str) -> None:
     model = state.load_model(name)
     frame = None
     if data is not None:
@@ -718,7 +760,10 @@ def evaluate(state: _State, name: str, data: str | None, k: int, fmt: str) -> No
             frame = read_frame(data, required=required)
         else:
             frame = state.workspace().sql(f'SELECT userId, movieId, rating FROM "{data}"')
-    _emit_mapping(model.evaluate(frame, k=k), fmt, title=f"evaluation: {name}")
+    metrics = model.evaluate(frame, k=k)
+    if ranking:
+        metrics = {key: value for key, value in metrics.items() if key.endswith(f"@{k}")}
+    _emit_mapping(metrics, fmt, title=f"evaluation: {name}")
 
 
 @main.command(

@@ -57,13 +57,18 @@ def ranking_metrics(
     relevant_indptr: np.ndarray,
     relevant_indices: np.ndarray,
     k: int = 10,
+    *,
+    item_popularity: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean precision, recall, NDCG, MAP and hit rate at ``k`` over users with relevant items.
 
     ``top_items[u]`` is user ``u``'s ranked list (item indices, best first, -1 for empty slots);
     the relevant items of user ``u`` are the CSR row ``u`` of
     (``relevant_indptr``, ``relevant_indices``).
-    Keys are suffixed with ``@k``.
+    Keys are suffixed with ``@k``. With ``item_popularity`` (per catalogue item, the share of
+    training users who rated it) two list-level metrics are added: ``coverage@k``, the share of
+    the catalogue that appears in some list, and ``novelty@k``, the mean self-information
+    ``-log2(share of users who rated the item)`` of recommended items (higher = less obvious).
     """
     if k < 1:
         raise ValueError("k must be at least 1")
@@ -89,5 +94,20 @@ def ranking_metrics(
             sums["map"] += float(precision_at_hit.sum()) / min(rel.size, k)
             sums["hit_rate"] += 1.0
     if counted == 0:
-        return {f"{name}@{k}": float("nan") for name in RANKING_METRICS}
-    return {f"{name}@{k}": value / counted for name, value in sums.items()}
+        out = {f"{name}@{k}": float("nan") for name in RANKING_METRICS}
+    else:
+        out = {f"{name}@{k}": float(value / counted) for name, value in sums.items()}
+    if item_popularity is not None:
+        out.update(_catalogue_metrics(top, np.asarray(item_popularity, dtype=np.float64), k))
+    return out
+
+
+def _catalogue_metrics(top: np.ndarray, popularity: np.ndarray, k: int) -> dict[str, float]:
+    shown = top[top >= 0]
+    if shown.size == 0 or popularity.size == 0:
+        return {f"coverage@{k}": 0.0, f"novelty@{k}": float("nan")}
+    share = np.clip(popularity[shown], 1e-9, 1.0)
+    return {
+        f"coverage@{k}": float(np.unique(shown).size / popularity.size),
+        f"novelty@{k}": float(np.mean(-np.log2(share))),
+    }

@@ -62,6 +62,10 @@ def load_model(models_root: str | Path, name: str) -> Any:
         from hybridrec.mf import MatrixFactorization
 
         return MatrixFactorization.load(path)
+    if kind == "matrix_factorization_implicit":
+        from hybridrec.mf import ImplicitMatrixFactorization
+
+        return ImplicitMatrixFactorization.load(path)
     if kind == "hybrid":
         from hybridrec.hybrid import HybridRecommender
 

@@ -209,3 +209,47 @@ def csr_from_coo(rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]
         order[fill[r]] = j
         fill[r] += 1
     return indptr, order
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def solve_side_implicit(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    other_factors: np.ndarray,
+    gram: np.ndarray,
+    alpha: float,
+    reg: float,
+    out_factors: np.ndarray,
+) -> None:
+    """One half-step of implicit-feedback ALS (Hu, Koren & Volinsky 2008).
+
+    Row ``u`` minimises ``Σ_i c_ui (p_ui − x_u·y_i)² + reg |x_u|²`` over *all* columns, with
+    preference ``p_ui = 1`` and confidence ``c_ui = 1 + alpha r_ui`` where a rating exists,
+    ``p = 0, c = 1`` elsewhere. Using ``gram = YᵀY`` the normal equations only touch the rated
+    columns: ``(YᵀY + Σ_rated (c − 1) y yᵀ + reg I) x = Σ_rated c y``.
+    """
+    n_rows = indptr.shape[0] - 1
+    k = other_factors.shape[1]
+    for u in prange(n_rows):
+        start = indptr[u]
+        end = indptr[u + 1]
+        if end == start:
+            for f in range(k):
+                out_factors[u, f] = 0.0
+            continue
+        a = gram.copy()
+        b = np.zeros(k)
+        for j in range(start, end):
+            i = indices[j]
+            c = 1.0 + alpha * values[j]
+            for f in range(k):
+                yf = np.float64(other_factors[i, f])
+                b[f] += c * yf
+                for g in range(f + 1):
+                    a[f, g] += (c - 1.0) * yf * other_factors[i, g]
+        for f in range(k):
+            a[f, f] += reg
+        _cholesky_solve(a, b, k)
+        for f in range(k):
+            out_factors[u, f] = b[f]

@@ -74,6 +74,10 @@ class MatrixFactorization:
     Defaults were chosen by measurement on MovieLens 100K (see ``benchmarks/tuning_mf.py``).
     """
 
+    #: the name of the score column in outputs (BigQuery ML's ``predicted_<rating_col>``)
+    score_column = "predicted_rating"
+    kind = KIND
+
     def __init__(
         self,
         num_factors: int = 64,
@@ -160,8 +164,7 @@ class MatrixFactorization:
         n_users, n_items = len(self.user_vocab_), len(self.item_vocab_)
 
         tu, ti, tv = u_idx[train], i_idx[train], values[train]
-        self.global_mean_ = float(tv.mean(dtype=np.float64))
-        self.rating_range_ = (float(tv.min()), float(tv.max()))
+        self._set_offsets(tv)
         by_user = _Csr.build(tu, ti, tv, n_users, sort_cols=True)
         by_item = _Csr.build(ti, tu, tv, n_items, sort_cols=False)
         self._train_csr = by_user
@@ -217,6 +220,11 @@ class MatrixFactorization:
         self.data_fingerprint_ = _fingerprint(users_ext, items_ext, values)
         self.metrics_ = self.evaluate() if len(self.eval_set_) else {}
         return self
+
+    def _set_offsets(self, train_values: np.ndarray) -> None:
+        """μ (the training mean) and the range predictions are clipped to."""
+        self.global_mean_ = float(train_values.mean(dtype=np.float64))
+        self.rating_range_ = (float(train_values.min()), float(train_values.max()))
 
     def _sweep(self, by_user: _Csr, by_item: _Csr) -> None:
         """One ALS iteration: all users given the items, then all items given the users."""
@@ -344,7 +352,7 @@ class MatrixFactorization:
         if missing:
             raise DataError(f"pairs need columns userId and movieId; missing {', '.join(missing)}")
         out = pairs.copy()
-        out["predicted_rating"] = self.predict(
+        out[self.score_column] = self.predict(
             pairs[USER_COL].to_numpy(), pairs[ITEM_COL].to_numpy()
         )
         return out
@@ -443,7 +451,7 @@ class MatrixFactorization:
         frame = pd.DataFrame(
             {
                 ITEM_COL: self.item_vocab_.ids[top],
-                "predicted_rating": np.clip(scores[top], low, high),
+                self.score_column: np.clip(scores[top], low, high),
             }
         )
         return self._with_item_metadata(frame, top)
@@ -470,7 +478,7 @@ class MatrixFactorization:
         return pd.DataFrame(
             {
                 USER_COL: self.user_vocab_.ids[top],
-                "predicted_rating": np.clip(scores[top], low, high),
+                self.score_column: np.clip(scores[top], low, high),
             }
         )
 
@@ -490,7 +498,7 @@ class MatrixFactorization:
                     USER_COL: pa.array(self.user_vocab_.ids[start + rows]),
                     "rank": pa.array((ranks + 1).astype(np.int32)),
                     ITEM_COL: pa.array(self.item_vocab_.ids[top_idx[rows, ranks]]),
-                    "predicted_rating": pa.array(
+                    self.score_column: pa.array(
                         np.clip(top_val[rows, ranks], low, high).astype(np.float64)
                     ),
                 }
@@ -632,7 +640,15 @@ class MatrixFactorization:
         counts = np.diff(rel.indptr)[eval_users]
         indptr = np.concatenate([[0], np.cumsum(counts)])
         indices = np.concatenate([rel.indices[s : s + c] for s, c in zip(sub, counts, strict=True)])
-        return ranking_metrics(top_items[eval_users], indptr, indices, k)
+        return ranking_metrics(
+            top_items[eval_users], indptr, indices, k, item_popularity=self._item_popularity()
+        )
+
+    def _item_popularity(self) -> np.ndarray:
+        """Share of training users who rated each item."""
+        train = self._train_csr
+        counts = np.bincount(train.indices, minlength=len(self.item_vocab_))
+        return counts / max(len(self.user_vocab_), 1)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
@@ -661,10 +677,10 @@ class MatrixFactorization:
             np.diff(self._train_csr.indptr),
         )
         meta = {
-            "kind": KIND,
+            "kind": self.kind,
             "params": self.get_params(),
             "global_mean": self.global_mean_,
-            "rating_range": list(self.rating_range_),
+            "rating_range": [x if np.isfinite(x) else None for x in self.rating_range_],
             "n_users": len(self.user_vocab_),
             "n_items": len(self.item_vocab_),
             "n_train_ratings": int(self._train_csr.indices.size),
@@ -698,8 +714,8 @@ class MatrixFactorization:
     def load(cls, path: str | Path) -> MatrixFactorization:
         """Load a model written by :meth:`save` (or by the Spark engine)."""
         meta = artifacts.read_meta(path)
-        if meta.get("kind") != KIND:
-            raise ModelError(f"model at {path} is a {meta.get('kind')!r}, not a {KIND}")
+        if meta.get("kind") != cls.kind:
+            raise ModelError(f"model at {path} is a {meta.get('kind')!r}, not a {cls.kind}")
         params = meta["params"]
         model = cls(**params)
         users = artifacts.read_table(path, "users")
@@ -713,7 +729,10 @@ class MatrixFactorization:
         model.item_bias_ = items["intercept"].to_numpy().astype(np.float64)
         model.global_mean_ = float(meta["global_mean"])
         low, high = meta["rating_range"]
-        model.rating_range_ = (float(low), float(high))
+        model.rating_range_ = (
+            -np.inf if low is None else float(low),
+            np.inf if high is None else float(high),
+        )
         model.training_log_ = list(meta["training_log"])
         model.data_fingerprint_ = meta["data_fingerprint"]
         model.metrics_ = dict(meta.get("metrics", {}))

@@ -37,3 +37,29 @@ def solve_side_reference(
         factors[u] = x[:k]
         bias[u] = x[k]
     return factors, bias
+
+
+def solve_side_implicit_reference(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    other_factors: np.ndarray,
+    alpha: float,
+    reg: float,
+) -> np.ndarray:
+    """Implicit ALS half-step by building the dense confidence-weighted system per row."""
+    n_rows = len(indptr) - 1
+    n_cols, k = other_factors.shape
+    y = other_factors.astype(np.float64)
+    out = np.zeros((n_rows, k))
+    for u in range(n_rows):
+        sl = slice(indptr[u], indptr[u + 1])
+        if indptr[u + 1] == indptr[u]:
+            continue
+        confidence = np.ones(n_cols)
+        preference = np.zeros(n_cols)
+        confidence[indices[sl]] = 1.0 + alpha * values[sl]
+        preference[indices[sl]] = 1.0
+        weighted = y.T * confidence
+        out[u] = np.linalg.solve(weighted @ y + reg * np.eye(k), weighted @ preference)
+    return out

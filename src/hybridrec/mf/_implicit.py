@@ -1,0 +1,179 @@
+"""Implicit-feedback matrix factorization (BigQuery ML's ``feedback_type='IMPLICIT'``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hybridrec._errors import DataError
+from hybridrec.mf import _kernels
+from hybridrec.mf._model import MatrixFactorization, _Csr, _ratings_arrays
+
+__all__ = ["ImplicitMatrixFactorization"]
+
+KIND = "matrix_factorization_implicit"
+
+
+class ImplicitMatrixFactorization(MatrixFactorization):
+    """Weighted ALS for implicit feedback (Hu, Koren & Volinsky 2008), as BigQuery ML's
+    ``matrix_factorization`` with ``feedback_type='IMPLICIT'``.
+
+    Every (user, item) pair counts: preference ``p_ui = 1`` where the user rated the item,
+    else 0, with confidence ``c_ui = 1 + α r_ui`` (``α = wals_alpha``) where rated, else 1.
+    ALS minimises ``Σ_all c_ui (p_ui − x_u·y_i)² + λ (Σ |x_u|² + Σ |y_i|²)``; the score
+    ``x_u·y_i`` (``predicted_rating_confidence``) ranks items, it is not a rating.
+
+    Defaults were measured on MovieLens 100K with star ratings as the signal
+    (``benchmarks/ranking_ml100k.py``): BigQuery ML's ``wals_alpha=40`` suits counts such as
+    views; on 0.5–5 stars α = 0.6 with λ = 30 ranks best.
+
+    ``evaluate`` reports BigQuery ML's implicit metric names — ``mean_average_precision``,
+    ``normalized_discounted_cumulative_gain``, ``average_rank`` (the mean percentile rank of
+    held-out items among all unseen items, weighted by rating; 0 is the top, 0.5 is chance) and
+    ``mean_squared_error`` (of the score against the preference 1 on held-out pairs) — plus the
+    ranking metrics at k.
+    """
+
+    score_column = "predicted_rating_confidence"
+    kind = KIND
+
+    def __init__(
+        self,
+        num_factors: int = 64,
+        l2_reg: float = 30.0,
+        wals_alpha: float = 0.6,
+        max_iterations: int = 15,
+        early_stop: bool = True,
+        min_rel_progress: float = 0.001,
+        eval_fraction: float = 0.2,
+        seed: int = 42,
+        init_scale: float = 0.01,
+        relevance_threshold: float = 4.0,
+        show_progress: bool = False,
+    ) -> None:
+        super().__init__(
+            num_factors=num_factors,
+            l2_reg=l2_reg,
+            max_iterations=max_iterations,
+            early_stop=early_stop,
+            min_rel_progress=min_rel_progress,
+            eval_fraction=eval_fraction,
+            seed=seed,
+            init_scale=init_scale,
+            show_progress=show_progress,
+        )
+        self.wals_alpha = wals_alpha
+        self.relevance_threshold = relevance_threshold
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "num_factors": self.num_factors,
+            "l2_reg": self.l2_reg,
+            "wals_alpha": self.wals_alpha,
+            "max_iterations": self.max_iterations,
+            "early_stop": self.early_stop,
+            "min_rel_progress": self.min_rel_progress,
+            "eval_fraction": self.eval_fraction,
+            "seed": self.seed,
+            "init_scale": self.init_scale,
+            "relevance_threshold": self.relevance_threshold,
+        }
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.wals_alpha < 0:
+            raise ValueError(f"wals_alpha must be >= 0, got {self.wals_alpha}")
+
+    def fit(self, ratings: Any, items: Any = None) -> ImplicitMatrixFactorization:
+        """Fit on (``userId``, ``movieId``, ``rating``); the rating is the feedback strength."""
+        _, _, values = _ratings_arrays(ratings)
+        if (values < 0).any():
+            raise DataError("implicit feedback strengths must be >= 0")
+        super().fit(ratings, items)
+        return self
+
+    def _set_offsets(self, train_values: np.ndarray) -> None:
+        # Scores are not ratings: nothing to add, nothing to clip.
+        self.global_mean_ = 0.0
+        self.rating_range_ = (-np.inf, np.inf)
+
+    def _sweep(self, by_user: _Csr, by_item: _Csr) -> None:
+        for csr, other, out in (
+            (by_user, self.item_factors_, self.user_factors_),
+            (by_item, self.user_factors_, self.item_factors_),
+        ):
+            gram = other.T.astype(np.float64) @ other.astype(np.float64)
+            _kernels.solve_side_implicit(
+                csr.indptr,
+                csr.indices,
+                csr.values,
+                other,
+                gram,
+                float(self.wals_alpha),
+                float(self.l2_reg),
+                out,
+            )
+
+    def _losses(
+        self,
+        by_user: _Csr,
+        train: tuple[np.ndarray, np.ndarray, np.ndarray],
+        held_out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple[float, float]:
+        """Training: the weighted loss over all pairs per rated pair (computed from the Gram
+        matrices, not the dense matrix); eval: mean (1 − score)² on held-out pairs."""
+        x = self.user_factors_.astype(np.float64)
+        y = self.item_factors_.astype(np.float64)
+        all_pairs = float(np.sum((x.T @ x) * (y.T @ y)))
+        u, i, v = train
+        s = np.einsum("ij,ij->i", x[u], y[i])
+        rated = float(np.sum((1.0 + self.wals_alpha * v) * (1.0 - s) ** 2 - s**2))
+        loss = (all_pairs + rated) / max(v.size, 1)
+        eu, ei, _ = held_out
+        known = (eu >= 0) & (ei >= 0)
+        if not known.any():
+            return loss, float("nan")
+        es = np.einsum("ij,ij->i", x[eu[known]], y[ei[known]])
+        return loss, float(np.mean((1.0 - es) ** 2))
+
+    def evaluate(
+        self, data: Any = None, *, k: int = 10, relevance_threshold: float | None = None
+    ) -> dict[str, float]:
+        """BigQuery ML's implicit metrics and ranking metrics at ``k`` (see the class doc)."""
+        self._require_fitted()
+        data = self.eval_set_ if data is None else data
+        threshold = self.relevance_threshold if relevance_threshold is None else relevance_threshold
+        users_ext, items_ext, values = _ratings_arrays(data)
+        u = self.user_vocab_.index_of(users_ext)
+        i = self.item_vocab_.index_of(items_ext)
+        known = (u >= 0) & (i >= 0)
+        scores = self._predict_indices(u[known], i[known])
+        metrics: dict[str, float] = {"mean_squared_error": float(np.mean((1.0 - scores) ** 2))}
+        ranking = self._ranking(users_ext, items_ext, values, k, threshold)
+        metrics["mean_average_precision"] = ranking.get(f"map@{k}", float("nan"))
+        metrics["normalized_discounted_cumulative_gain"] = ranking.get(f"ndcg@{k}", float("nan"))
+        metrics["average_rank"] = self._average_rank(u[known], i[known], values[known])
+        metrics.update(ranking)
+        return metrics
+
+    def _average_rank(self, u: np.ndarray, i: np.ndarray, weight: np.ndarray) -> float:
+        """Mean percentile rank (0 = top) of held-out items among the user's unseen items."""
+        if u.size == 0:
+            return float("nan")
+        order = np.argsort(u, kind="stable")
+        u, i, weight = u[order], i[order], weight[order]
+        n_items = len(self.item_vocab_)
+        train = self._train_csr
+        ranks = np.empty(u.size)
+        starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
+        ends = np.r_[starts[1:], u.size]
+        for s, e in zip(starts, ends, strict=True):
+            user = u[s]
+            row = self.item_factors_ @ self.user_factors_[user]
+            row[train.indices[train.indptr[user] : train.indptr[user + 1]]] = -np.inf
+            candidates = n_items - (train.indptr[user + 1] - train.indptr[user])
+            better = (row[None, :] > row[i[s:e], None]).sum(axis=1)
+            ranks[s:e] = better / max(candidates - 1, 1)
+        w = np.where(weight > 0, weight, 1.0)
+        return float(np.sum(w * ranks) / np.sum(w))
