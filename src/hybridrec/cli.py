@@ -6,11 +6,12 @@ Exit codes: 0 success, 2 bad input (one-line message on stderr), 1 internal erro
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,6 +85,22 @@ def _guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@contextlib.contextmanager
+def _working(state: _State, message: str) -> Iterator[None]:
+    """A spinner with elapsed time on stderr for a step with no measurable progress (one SQL
+    query, reading a table); nothing unless progress is shown (a terminal, no --quiet)."""
+    if not state.show_progress:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as spinner:
+        spinner.add_task(message, total=None)
+        yield
+
+
 def _emit(frame: pd.DataFrame, fmt: str, title: str | None = None) -> None:
     from hybridrec._output import render
 
@@ -106,7 +123,23 @@ format_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+EPILOG = """\b
+Exit codes:
+  0    success
+  1    internal error (a bug: rerun with -vv for the traceback)
+  2    bad input: one line "error: ..." on stderr naming the file, line, column or id
+  130  interrupted (Ctrl-C)
+
+Results go to stdout (--format table|json|csv); progress bars, summaries and logs go to
+stderr. Progress is drawn only when stderr is a terminal and never with --quiet, so piped
+output stays clean. Run "hybridrec COMMAND --help" for a command's options and examples.
+"""
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EPILOG,
+)
 @click.option(
     "--workspace",
     "-w",
@@ -265,7 +298,8 @@ def train_mf(
     params = {k: v for k, v in options.items() if v is not None}
     ws = state.workspace()
     path = model_dir(ws.models_dir, name)
-    ratings = ws.ratings()
+    with _working(state, "reading ratings"):
+        ratings = ws.ratings()
     if feedback_type == "implicit":
         explicit_only = sorted({"l2_reg_bias"} & set(params)) + (["--tune"] if tune else [])
         if explicit_only:
@@ -360,7 +394,8 @@ def train_hybrid(
     mf = state.load_model(mf_name)
     if not isinstance(mf, MatrixFactorization):
         raise HybridrecError(f"--mf {mf_name!r} is not a matrix factorization model")
-    ratings = ws.ratings()
+    with _working(state, "reading ratings"):
+        ratings = ws.ratings()
     params = mf.get_params()
     model = HybridRecommender(
         kind,
@@ -392,6 +427,50 @@ def _same_data(mf: Any, ratings: pd.DataFrame) -> bool:
             "ratings changed since the MF was trained: refitting it"
         )
     return same
+
+
+@train.command(
+    "ranker",
+    help="Train a ranking recommender: implicit-ALS candidates re-ranked by a learned ranker "
+    "(LambdaRank over implicit score, MF predicted rating, popularity). It becomes the "
+    "default order of `recommend` for this model."
+    + _examples("hybridrec train ranker --name ranker --mf recommender_16"),
+)
+@click.option("--name", required=True, help="Name of the ranking model to save.")
+@click.option("--mf", "mf_name", default=None, help="Reuse this MF model's options and split.")
+@click.option(
+    "--candidates",
+    type=click.IntRange(min=1, max=10_000),
+    default=None,
+    help="Candidates per user from the implicit model [default: 100].",
+)
+@format_option
+@click.pass_obj
+@_guarded
+def train_ranker(
+    state: _State, name: str, mf_name: str | None, candidates: int | None, fmt: str
+) -> None:
+    from hybridrec.models import model_dir
+    from hybridrec.ranking import RankingRecommender
+
+    ws = state.workspace()
+    options: dict[str, Any] = {}
+    if mf_name is not None:
+        params = state.load_model(mf_name).get_params()
+        options = {
+            "mf_params": params,
+            "eval_fraction": params["eval_fraction"],
+            "seed": params["seed"],
+        }
+    if candidates is not None:
+        options["n_candidates"] = candidates
+    model = RankingRecommender(**options, show_progress=state.show_progress)
+    model.fit(ws.ratings(), items=ws.movies())
+    path = model_dir(ws.models_dir, name)
+    model.save(path)
+    if not state.quiet:
+        click.echo(f"saved model {name!r} to {path}", err=True)
+    _emit_mapping(model.metrics_, fmt, title=f"evaluation on the hold-out: {name}")
 
 
 @main.group(help="The hybrid dataset of the reference notebook.")
@@ -448,7 +527,8 @@ def hybrid_dataset(
         encoding=encoding,
         seed=seed,
     )
-    rows = ws.export_parquet(query, out) if out else ws.create_table(str(table), query)
+    with _working(state, f"building the hybrid dataset -> {out or table}"):
+        rows = ws.export_parquet(query, out) if out else ws.create_table(str(table), query)
     if not state.quiet:
         click.echo(f"hybrid dataset: {rows} rows -> {out or table}", err=True)
 
@@ -593,6 +673,13 @@ def models_(state: _State, fmt: str) -> None:
 @click.option("--genre", help="Only items of this genre.")
 @click.option("--where", "predicate", help="Only movies matching this SQL predicate on `movies`.")
 @click.option("--include-seen", is_flag=True, help="Also recommend items already rated.")
+@click.option(
+    "--rank-by",
+    type=click.Choice(["relevance", "predicted_rating"]),
+    default=None,
+    help="Ranking models order by relevance (default) or, as the notebook, by "
+    "predicted rating; other models always order by predicted rating.",
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="Parquet file for --all.")
 @format_option
 @click.pass_obj
@@ -608,6 +695,7 @@ def recommend(
     genre: str | None,
     predicate: str | None,
     include_seen: bool,
+    rank_by: str | None,
     out: str | None,
     fmt: str,
 ) -> None:
@@ -634,10 +722,19 @@ def recommend(
         recs = model.recommend_new_user(rated, n, genre=genre, candidates=candidates)
         _emit(recs, fmt)
         return
-    _emit(
-        model.recommend(user, n, genre=genre, candidates=candidates, exclude_seen=not include_seen),
-        fmt,
-    )
+    options: dict[str, Any] = {
+        "genre": genre,
+        "candidates": candidates,
+        "exclude_seen": not include_seen,
+    }
+    if rank_by is not None:
+        from hybridrec.ranking import RankingRecommender
+
+        if isinstance(model, RankingRecommender):
+            options["rank_by"] = rank_by
+        elif rank_by == "relevance":
+            raise HybridrecError(f"model {name!r} ranks by predicted rating only; train a ranker")
+    _emit(model.recommend(user, n, **options), fmt)
 
 
 def _write_batches(batches: Any, out: str) -> int:
@@ -764,6 +861,97 @@ def evaluate(state: _State, name: str, data: str | None, k: int, ranking: bool, 
     if ranking:
         metrics = {key: value for key, value in metrics.items() if key.endswith(f"@{k}")}
     _emit_mapping(metrics, fmt, title=f"evaluation: {name}")
+
+
+@main.command(
+    short_help="Write an HTML report with plots on a model (and models to compare).",
+    help="Write a self-contained HTML report on a model (images embedded, no network needed): "
+    "training curves, evaluation next to a global-mean baseline and the --compare models (all "
+    "on NAME's hold-out, the numbers of `hybridrec evaluate`), calibration, error by user "
+    "activity, a map of the item factors, feature importance and a dataset summary."
+    + _examples(
+        "hybridrec report recommender_16 --out report.html",
+        "hybridrec report recommender_16 --compare hybrid_gbm --out report.html",
+        "hybridrec compare --format csv > compare.csv",
+        "hybridrec report hybrid_gbm --comparison compare.csv",
+    ),
+)
+@click.argument("name")
+@click.option(
+    "--compare",
+    "others",
+    multiple=True,
+    metavar="NAME",
+    help="Another trained model, evaluated on NAME's hold-out (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="report.html",
+    show_default=True,
+    help="The HTML file to write (atomically).",
+)
+@click.option("--title", help="Title of the report [default: hybridrec report: NAME].")
+@click.option("-k", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
+@click.option(
+    "--comparison",
+    type=click.Path(dir_okay=False),
+    help="Include a warm / cold-start table saved from `hybridrec compare` (CSV, JSON, Parquet).",
+)
+@click.pass_obj
+@_guarded
+def report(
+    state: _State,
+    name: str,
+    others: tuple[str, ...],
+    out: str,
+    title: str | None,
+    k: int,
+    comparison: str | None,
+) -> None:
+    from hybridrec.report import write_report
+
+    names = [name, *others]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise HybridrecError(f"model {repeated[0]!r} is named twice")
+    table = _read_comparison(comparison) if comparison else None
+    with _working(state, "loading models and ratings"):
+        models = {n: state.load_model(n) for n in names}
+        ws = state.workspace()
+        try:
+            ratings = ws.ratings()
+        except HybridrecError as exc:
+            logging.getLogger(__name__).warning("no dataset summary: %s", exc)
+            ratings = None
+    path = write_report(
+        models,
+        out,
+        ratings=ratings,
+        title=title,
+        k=k,
+        comparison=table,
+        show_progress=state.show_progress,
+    )
+    if not state.quiet:
+        click.echo(f"wrote the report on {', '.join(names)} to {path}", err=True)
+    click.echo(str(path))
+
+
+def _read_comparison(path: str) -> pd.DataFrame:
+    """The table written by ``hybridrec compare --format csv|json`` (or a Parquet file)."""
+    if path.lower().endswith(".json"):
+        import json
+
+        try:
+            return pd.DataFrame(json.loads(Path(path).read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise HybridrecError(f"{path}: no such file") from None
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise HybridrecError(f"{path}: not a JSON list of rows: {exc}") from None
+    from hybridrec.data._files import read_frame
+
+    return read_frame(path, required=("scenario", "model", "rmse"))
 
 
 @main.command(

@@ -66,6 +66,10 @@ def load_model(models_root: str | Path, name: str) -> Any:
         from hybridrec.mf import ImplicitMatrixFactorization
 
         return ImplicitMatrixFactorization.load(path)
+    if kind == "ranking":
+        from hybridrec.ranking import RankingRecommender
+
+        return RankingRecommender.load(path)
     if kind == "hybrid":
         from hybridrec.hybrid import HybridRecommender
 

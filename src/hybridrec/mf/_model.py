@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -711,7 +711,7 @@ class MatrixFactorization:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> MatrixFactorization:
+    def load(cls, path: str | Path) -> Self:
         """Load a model written by :meth:`save` (or by the Spark engine)."""
         meta = artifacts.read_meta(path)
         if meta.get("kind") != cls.kind:
