@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -11,8 +12,10 @@ import pandas as pd
 from hybridrec._output import render, render_mapping
 from hybridrec.mf import MatrixFactorization
 from hybridrec.models import model_dir
+from hybridrec.ranking import RankingRecommender
 
 DEMO_MODEL = "recommender_16"
+DEMO_RANKER = "ranker"
 DEMO_USER = 903
 DEMO_ITEM = 50  # Star Wars (1977); the notebook's 96481 is not in MovieLens 100K
 
@@ -63,7 +66,45 @@ def run_demo(workspace: Any, *, echo: Callable[[str], Any], show_progress: bool 
 
     step("Evaluate on the 20 % hold-out", f"ML.EVALUATE(MODEL {DEMO_MODEL})")
     echo(render_mapping(model.evaluate(), "table"))
+
+    step(
+        f"Beyond the notebook: a ranking model, and user {DEMO_USER}'s top-5 Comedy again",
+        "feedback_type='IMPLICIT' candidates, re-ranked by a learned ranker",
+    )
+    ranker = RankingRecommender(show_progress=show_progress).fit(
+        workspace.ratings(), items=workspace.movies()
+    )
+    ranker.save(model_dir(workspace.models_dir, DEMO_RANKER))
+    echo(
+        render(ranker.recommend(DEMO_USER, 5, genre="Comedy"), "table", title="ranked by relevance")
+    )
+    echo(
+        f"   ranking on the hold-out: precision@10 {ranker.metrics_['precision@10']:.3f}, "
+        f"NDCG@10 {ranker.metrics_['ndcg@10']:.3f} (the rating model above: "
+        f"{model.metrics_['precision@10']:.3f}, {model.metrics_['ndcg@10']:.3f})"
+    )
+
+    step("Look at the model: an HTML report with plots", "(the notebook has none)")
+    report = _write_report(workspace, model, show_progress)
+    echo(f"   report: {report}" if isinstance(report, Path) else f"   no report: {report}")
     echo(f"\ndemo finished in {time.perf_counter() - started:.1f} s; workspace: {workspace.path}")
+
+
+def _write_report(workspace: Any, model: MatrixFactorization, show_progress: bool) -> Path | str:
+    """The report on the demo's model, in the workspace; the reason instead if it cannot be."""
+    from hybridrec._errors import HybridrecError
+    from hybridrec.report import write_report
+
+    try:
+        return write_report(
+            {DEMO_MODEL: model},
+            Path(workspace.path) / "report.html",
+            ratings=workspace.ratings(),
+            title=f"hybridrec demo: {DEMO_MODEL} on MovieLens 100K",
+            show_progress=show_progress,
+        )
+    except HybridrecError as exc:  # e.g. matplotlib is not installed
+        return str(exc)
 
 
 def _title(workspace: Any, movie_id: int) -> str:
