@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 FORMATS = ("table", "json", "csv")
+MAX_TABLE_WIDTH = 100  # never wider, however wide the terminal
+PIPE_TABLE_WIDTH = 80  # when stdout is not a terminal (files, pipes, tests)
 
 
 def render(frame: pd.DataFrame, fmt: str, *, title: str | None = None) -> str:
@@ -48,9 +51,29 @@ def _rich_table(frame: pd.DataFrame, title: str | None) -> str:
         table.add_column(str(col), justify="right" if numeric else "left", overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*(_cell(v) for v in row))
-    console = Console(file=io.StringIO(), width=100, force_terminal=False, color_system=None)
+    console = Console(
+        file=io.StringIO(), width=table_width(), force_terminal=False, color_system=None
+    )
     console.print(table)
     return console.file.getvalue().rstrip("\n")  # type: ignore[attr-defined]
+
+
+def table_width() -> int:
+    """Columns for a table: on a terminal its width (``$COLUMNS`` wins), at most 100; when
+    stdout is a file or a pipe, 80 (or ``$COLUMNS`` kept within 80..100)."""
+    import shutil
+    import sys
+
+    try:
+        interactive = sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        interactive = False
+    columns = shutil.get_terminal_size((PIPE_TABLE_WIDTH, 24)).columns
+    if interactive:
+        return max(20, min(columns, MAX_TABLE_WIDTH))
+    if not os.environ.get("COLUMNS", "").isdigit():
+        columns = PIPE_TABLE_WIDTH
+    return max(PIPE_TABLE_WIDTH, min(columns, MAX_TABLE_WIDTH))
 
 
 def _cell(value: Any) -> str:

@@ -279,6 +279,34 @@ def train() -> None:
     default=None,
     help="Implicit only: confidence 1 + alpha * rating.",
 )
+@click.option(
+    "--ratings",
+    "ratings_path",
+    default=None,
+    help="Train on this Parquet or CSV file (userId, movieId, rating) instead of the "
+    "workspace's ratings; with --engine spark also a folder, a MovieLens layout or any URI "
+    "Spark reads (hdfs://, s3a://, ...).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="spark: Apache Spark ALS (pip install 'hybridrec[spark]'; see docs/spark.md), saved "
+    "in the same format, so recommend and serve use it without Spark.",
+)
+@click.option(
+    "--spark-master",
+    default=None,
+    help="With --engine spark: the master URL [default: local[*]]; spark://HOST:7077, yarn, "
+    "k8s://https://HOST:443.",
+)
+@click.option(
+    "--spark-conf",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With --engine spark: a Spark setting (repeatable), e.g. spark.executor.memory=8g.",
+)
 @format_option
 @click.pass_obj
 @_guarded
@@ -289,6 +317,10 @@ def train_mf(
     tune: int | None,
     feedback_type: str,
     wals_alpha: float | None,
+    ratings_path: str | None,
+    engine: str,
+    spark_master: str | None,
+    spark_conf: tuple[str, ...],
     **options: Any,
 ) -> None:
     from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
@@ -298,8 +330,17 @@ def train_mf(
     params = {k: v for k, v in options.items() if v is not None}
     ws = state.workspace()
     path = model_dir(ws.models_dir, name)
+    if engine == "spark":
+        extra = {"tune": tune, "feedback_type": feedback_type, "wals_alpha": wals_alpha}
+        _train_mf_spark(
+            state, name, path, fmt, params, extra, ratings_path, spark_master, spark_conf
+        )
+        return
+    if spark_master or spark_conf:
+        raise HybridrecError("--spark-master and --spark-conf apply to --engine spark only")
     with _working(state, "reading ratings"):
-        ratings = ws.ratings()
+        ratings = ws.ratings() if ratings_path is None else _ratings_file(ratings_path)
+    movies = ws.movies() if ws.exists() else None
     if feedback_type == "implicit":
         explicit_only = sorted({"l2_reg_bias"} & set(params)) + (["--tune"] if tune else [])
         if explicit_only:
@@ -307,7 +348,7 @@ def train_mf(
         if wals_alpha is not None:
             params["wals_alpha"] = wals_alpha
         implicit = ImplicitMatrixFactorization(**params, show_progress=state.show_progress)
-        implicit.fit(ratings, items=ws.movies())
+        implicit.fit(ratings, items=movies)
         implicit.save(path)
         if not state.quiet:
             click.echo(f"saved model {name!r} to {path}", err=True)
@@ -322,11 +363,71 @@ def train_mf(
         if not state.quiet:
             click.echo(f"best of {tune} trials: {best}", err=True)
     model = MatrixFactorization(**params, show_progress=state.show_progress)
-    model.fit(ratings, items=ws.movies())
+    model.fit(ratings, items=movies)
     model.tuning_trials_ = trials
     model.save(path)
     if not state.quiet:
         click.echo(f"saved model {name!r} to {path}", err=True)
+    _emit(model.training_info(), fmt, title=f"training info: {name}")
+
+
+def _ratings_file(path: str) -> pd.DataFrame:
+    from hybridrec.data._files import read_frame
+
+    return read_frame(path, required=("userId", "movieId", "rating"))
+
+
+def _train_mf_spark(
+    state: _State,
+    name: str,
+    path: Path,
+    fmt: str,
+    params: dict[str, Any],
+    extra: dict[str, Any],
+    ratings_path: str | None,
+    master: str | None,
+    conf_items: tuple[str, ...],
+) -> None:
+    """``train mf --engine spark``: hybridrec.spark's two-stage ALS (docs/spark.md)."""
+    unsupported = [
+        flag
+        for flag, given in (
+            ("--tune", bool(extra["tune"])),
+            ("--feedback-type implicit", extra["feedback_type"] == "implicit"),
+            ("--wals-alpha", extra["wals_alpha"] is not None),
+            ("--early-stop", params.get("early_stop") is True),
+            ("--min-rel-progress", "min_rel_progress" in params),
+        )
+        if given
+    ]
+    if unsupported:
+        raise HybridrecError(f"{', '.join(unsupported)}: not available with --engine spark")
+    params.pop("early_stop", None)  # --no-early-stop is what Spark's ALS does anyway
+    conf: dict[str, str] = {}
+    for item in conf_items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise HybridrecError(f"--spark-conf expects KEY=VALUE, got {item!r}")
+        conf[key.strip()] = value
+    try:
+        from hybridrec.spark import SparkMatrixFactorization, session_scope
+    except ImportError as exc:
+        raise HybridrecError(str(exc)) from None
+
+    ws = state.workspace()
+    # The workspace's ratings go to Spark from the driver (Arrow), which keeps the local
+    # engine's exact hold-out and needs no filesystem shared with the executors.
+    ratings: Any = ratings_path if ratings_path is not None else ws.ratings()
+    movies = ws.movies() if ws.exists() else None
+    model = SparkMatrixFactorization(**params)
+    with (
+        session_scope(master or "local[*]", conf, quiet_logs=state.verbose < 2) as spark,
+        _working(state, "training on Spark"),
+    ):
+        model.fit(ratings, items=movies, spark=spark)
+        model.save(path)
+    if not state.quiet:
+        click.echo(f"saved model {name!r} to {path} (trained on Spark)", err=True)
     _emit(model.training_info(), fmt, title=f"training info: {name}")
 
 
