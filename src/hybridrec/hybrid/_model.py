@@ -30,6 +30,7 @@ from hybridrec.hybrid._regressors import load_regressor, make_regressor, search_
 from hybridrec.hybrid._stacking import BaseFeatures, out_of_fold_matrix
 from hybridrec.mf import MatrixFactorization
 from hybridrec.mf._model import _ratings_arrays, _top_n
+from hybridrec.mf._wrapper import WrapsMatrixFactorization
 
 __all__ = ["HybridRecommender"]
 
@@ -51,7 +52,7 @@ MF_DIR = "mf"
 REGRESSOR_DIR = "regressor"
 
 
-class HybridRecommender:
+class HybridRecommender(WrapsMatrixFactorization):
     """Predicts ratings with a regressor over matrix-factorization and side features.
 
     For a user ``u`` and item ``i`` the feature vector is::
@@ -237,17 +238,8 @@ class HybridRecommender:
             raise ModelError("this HybridRecommender is not fitted: call fit() first")
 
     @property
-    def mf_(self) -> MatrixFactorization:
+    def mf_(self) -> MatrixFactorization:  # type: ignore[override]
         return self.base_.mf
-
-    @property
-    def user_vocab_(self) -> Any:
-        """The known users (those of the MF): what serving reports as known."""
-        return self.mf_.user_vocab_
-
-    @property
-    def item_vocab_(self) -> Any:
-        return self.mf_.item_vocab_
 
     def features(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """The regressor's input rows for (user, item) pairs (columns: ``feature_names_``)."""
@@ -417,17 +409,6 @@ class HybridRecommender:
             yield pa.RecordBatch.from_pandas(frame, preserve_index=False)
 
     # ------------------------------------------------------------------ inspecting
-    def training_info(self) -> pd.DataFrame:
-        self._require_fitted()
-        return self.mf_.training_info()
-
-    def weights(
-        self, users: Sequence[Any] | None = None, items: Sequence[Any] | None = None
-    ) -> pd.DataFrame:
-        """The MF part's weights in ``ML.WEIGHTS`` shape."""
-        self._require_fitted()
-        return self.mf_.weights(users=users, items=items)
-
     def explain(self, user: Any, item: Any, top: int = 10) -> pd.DataFrame:
         """Feature contributions to one prediction (like ``ML.EXPLAIN_PREDICT``): ``feature``,
         ``value``, ``contribution``, largest magnitude first, plus the ``baseline`` row."""

@@ -16,6 +16,7 @@ from hybridrec._progress import progress_bar
 from hybridrec.evaluate import ranking_metrics, regression_metrics
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
 from hybridrec.mf._model import _Csr, _ratings_arrays, _top_n
+from hybridrec.mf._wrapper import WrapsMatrixFactorization
 
 __all__ = ["RankingRecommender"]
 
@@ -34,7 +35,7 @@ FEATURES = (
 RANKER_FILE = "ranker.txt"
 
 
-class RankingRecommender:
+class RankingRecommender(WrapsMatrixFactorization):
     """Recommends what a user is likely to watch *and* like.
 
     1. **Candidates**: the ``n_candidates`` unseen items with the highest score of an implicit
@@ -214,14 +215,6 @@ class RankingRecommender:
             raise ModelError("this RankingRecommender is not fitted: call fit() first")
 
     @property
-    def user_vocab_(self) -> Any:
-        return self.mf_.user_vocab_
-
-    @property
-    def item_vocab_(self) -> Any:
-        return self.mf_.item_vocab_
-
-    @property
     def items_meta_(self) -> pd.DataFrame:
         return self.mf_.items_meta_
 
@@ -329,16 +322,6 @@ class RankingRecommender:
     def predict_frame(self, pairs: pd.DataFrame) -> pd.DataFrame:
         self._require_fitted()
         return self.mf_.predict_frame(pairs)
-
-    def weights(
-        self, users: Sequence[Any] | None = None, items: Sequence[Any] | None = None
-    ) -> pd.DataFrame:
-        self._require_fitted()
-        return self.mf_.weights(users=users, items=items)
-
-    def training_info(self) -> pd.DataFrame:
-        self._require_fitted()
-        return self.mf_.training_info()
 
     def evaluate(
         self,
