@@ -248,3 +248,15 @@ def test_implicit_training_and_ranking_evaluation(trained):
         trained, "train", "mf", "--name", "x", "--feedback-type", "implicit", "--l2-reg-bias", "1"
     )
     assert code == 2 and "l2_reg_bias" in err
+
+
+def test_hybrid_notebook_reproduction(trained):
+    code, out, err = run(trained, "hybrid", "notebook", "--mf", "m", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    # rows encoding: one row per (rating, genre), split by the MF's own hold-out
+    assert result["rows_train"] > result["rows_eval"] > 0
+    assert result["features"] > 4 + 4 + 1  # factors, loyalty, then one-hot postcode and genre
+    assert 0 < result["rmse_train"] < 2 and 0 < result["rmse_eval"] < 2
+    code, _, err = run(trained, "hybrid", "notebook", "--mf", "nope")
+    assert code == 2 and "nope" in err

@@ -634,6 +634,33 @@ def hybrid_dataset(
         click.echo(f"hybrid dataset: {rows} rows -> {out or table}", err=True)
 
 
+@hybrid.command(
+    "notebook",
+    help="Reproduce the notebook's recommender_hybrid exactly: its rows-encoded SQL dataset "
+    "with synthetic loyalty/postcode, and a linear regression on it (streamed, one pass), "
+    "trained on the MF's training ratings and scored on its hold-out."
+    + _examples("hybridrec hybrid notebook --mf recommender_16"),
+)
+@click.option("--mf", "mf_name", required=True, help="Trained MF model whose weights are used.")
+@click.option(
+    "--seed", type=int, default=42, show_default=True, help="Seed of the synthetic loyalty."
+)
+@format_option
+@click.pass_obj
+@_guarded
+def hybrid_notebook(state: _State, mf_name: str, seed: int, fmt: str) -> None:
+    from hybridrec import artifacts
+    from hybridrec.hybrid._notebook import notebook_linear
+    from hybridrec.models import model_dir
+
+    ws = state.workspace()
+    meta = artifacts.read_meta(model_dir(ws.models_dir, mf_name))
+    if meta.get("kind") != "matrix_factorization":
+        raise HybridrecError(f"--mf {mf_name!r} is not a matrix factorization model")
+    result = notebook_linear(ws, mf_name, int(meta["params"]["num_factors"]), seed=seed)
+    _emit_mapping(result, fmt, title=f"notebook-style linear hybrid on {mf_name}")
+
+
 @main.command(
     help="Explain one prediction of a hybrid model (feature contributions, like "
     "ML.EXPLAIN_PREDICT), or show global feature importance."

@@ -346,6 +346,23 @@ class Workspace:
                 raise self._sql_error(exc) from None
         return int(row[0]) if row else 0
 
+    def sql_batches(self, query: str, rows_per_batch: int = 500_000) -> Iterator[pa.RecordBatch]:
+        """Stream the result of a read-only ``query`` as Arrow record batches, never holding the
+        whole result in memory (its own cursor, so other queries can run meanwhile)."""
+        _check_read_only(query)
+        with self._reader() as con:
+            cursor = con.cursor()
+        try:
+            try:
+                cursor.execute("USE ws").fetchall()
+                self._define_macros(cursor)
+                reader = cursor.sql(query).to_arrow_reader(rows_per_batch)
+            except duckdb.Error as exc:
+                raise self._sql_error(exc) from None
+            yield from reader
+        finally:
+            cursor.close()
+
     def export_parquet(self, query: str, path: str | Path) -> int:
         """Stream the result of a read-only ``query`` to a Parquet file (DuckDB ``COPY``, never
         the whole result in memory), atomically; returns the row count."""
