@@ -486,7 +486,13 @@ class HybridRecommender(WrapsMatrixFactorization):
                 mine = np.sort(rel_i[rel_u == uu])
                 indices.append(mine)
                 indptr.append(indptr[-1] + mine.size)
-        return ranking_metrics(top, np.asarray(indptr), np.concatenate(indices), k)
+        return ranking_metrics(
+            top,
+            np.asarray(indptr),
+            np.concatenate(indices),
+            k,
+            item_popularity=mf._item_popularity(),
+        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
