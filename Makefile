@@ -4,7 +4,7 @@ PY ?= python3
 .PHONY: demo test lint install install-dev
 
 install:
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[demo]"
 
 install-dev:
 	$(PY) -m pip install --quiet -e ".[dev]"
@@ -13,8 +13,8 @@ demo: install
 	hybridrec demo
 
 lint:
-	ruff check src tests benchmarks
-	ruff format --check src tests benchmarks
+	ruff check src tests benchmarks scripts
+	ruff format --check src tests benchmarks scripts
 	mypy src
 
 test: install-dev lint

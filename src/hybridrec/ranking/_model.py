@@ -408,7 +408,7 @@ class RankingRecommender(WrapsMatrixFactorization):
 
     @classmethod
     def load(cls, path: str | Path) -> RankingRecommender:
-        import lightgbm as lgb
+        lgb = _lightgbm()
 
         meta = artifacts.read_meta(path)
         if meta.get("kind") != KIND:
@@ -436,10 +436,20 @@ def _grade(rating: float | None, threshold: float) -> int:
     return 2 if rating >= 5 else 1
 
 
+def _lightgbm() -> Any:
+    try:
+        import lightgbm
+    except ImportError:
+        raise ModelError(
+            'the ranking model needs LightGBM: pip install "hybridrec[hybrid]"'
+        ) from None
+    return lightgbm
+
+
 def _train_ranker(
     x: np.ndarray, labels: np.ndarray, groups: list[int], seed: int, params: dict[str, Any] | None
 ) -> Any:
-    import lightgbm as lgb
+    lgb = _lightgbm()
 
     settings = {
         "objective": "lambdarank",
