@@ -298,8 +298,8 @@ def train() -> None:
 @click.option(
     "--spark-master",
     default=None,
-    help="With --engine spark: the master URL [default: local[*]]; spark://HOST:7077, yarn, "
-    "k8s://https://HOST:443.",
+    help="With --engine spark: the master URL [default: spark-submit's --master, else "
+    "local[*]]; spark://HOST:7077, yarn, k8s://https://HOST:443.",
 )
 @click.option(
     "--spark-conf",
@@ -421,7 +421,7 @@ def _train_mf_spark(
     movies = ws.movies() if ws.exists() else None
     model = SparkMatrixFactorization(**params)
     with (
-        session_scope(master or "local[*]", conf, quiet_logs=state.verbose < 2) as spark,
+        session_scope(master, conf, quiet_logs=state.verbose < 2) as spark,
         _working(state, "training on Spark"),
     ):
         model.fit(ratings, items=movies, spark=spark)
