@@ -205,3 +205,21 @@ def test_hybrid_dataset_sql_expands_any_width(workspace, tmp_path):
     out = tmp_path / "hd.parquet"
     assert workspace.export_parquet(hybrid_dataset_sql("m3", 3, genres, []), out) == len(ratings)
     assert pd.read_parquet(out).shape == multi.shape
+
+
+def test_missing_attribute_values_and_unseen_categories_fall_back(data):
+    """Nulls in attribute columns become the training mean (numbers) or no category (text);
+    a category never seen in training encodes as all zeros."""
+    ratings, users, items = data
+    holey = users.copy()
+    holey.loc[holey.index[::7], "age"] = np.nan
+    holey["gender"] = holey["gender"].astype(object)
+    holey.loc[holey.index[::5], "gender"] = None
+    model = HybridRecommender("linear", mf_params=MF_PARAMS, n_folds=2).fit(ratings, holey, items)
+    assert np.isfinite(model.predict(ratings["userId"][:50], ratings["movieId"][:50])).all()
+    odd = model.recommend_new_user(
+        None, 3, attributes={"gender": "X", "age": None, "planet": "Mars"}
+    )
+    plain = model.recommend_new_user(None, 3)
+    assert len(odd) == 3
+    np.testing.assert_allclose(odd["predicted_rating"], plain["predicted_rating"], rtol=1e-6)
