@@ -651,8 +651,10 @@ class MatrixFactorization:
         return counts / max(len(self.user_vocab_), 1)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> None:
-        """Write the model as a directory (Parquet tables + ``meta.json``), atomically."""
+    def save(self, path: str | Path, *, extra_meta: dict[str, Any] | None = None) -> None:
+        """Write the model as a directory (Parquet tables + ``meta.json``), atomically.
+
+        ``extra_meta`` is merged into ``meta.json`` (e.g. the Spark engine's description)."""
         self._require_fitted()
         k = self.num_factors
         users = pa.table(
@@ -690,6 +692,7 @@ class MatrixFactorization:
             "metrics": self.metrics_,
             "tuning_trials": self.tuning_trials_,
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(extra_meta or {}),
         }
         artifacts.write_artifact(
             path,

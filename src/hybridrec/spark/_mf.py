@@ -15,11 +15,10 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
 from hybridrec.data._vocab import IdVocabulary
 from hybridrec.mf import MatrixFactorization
-from hybridrec.mf._model import KIND, _csr_from_table, _fixed_list, _items_metadata
+from hybridrec.mf._model import _csr_from_table, _items_metadata
 from hybridrec.spark._io import (
     EVAL_COL,
     ITEM_COL,
@@ -477,55 +476,15 @@ class SparkMatrixFactorization:
         without Spark; ``meta.json`` also records the engine, its options and timings.
         """
         self._require_fitted()
-        k = self.num_factors
-        users = pa.table(
-            {
-                USER_COL: pa.array(self.user_vocab_.ids),
-                "intercept": pa.array(self.user_bias_),
-                "factors": _fixed_list(self.user_factors_, k),
-            }
-        )
-        items_cols: dict[str, Any] = {
-            ITEM_COL: pa.array(self.item_vocab_.ids),
-            "intercept": pa.array(self.item_bias_),
-            "factors": _fixed_list(self.item_factors_, k),
+        engine = {
+            "name": "spark",
+            "spark_version": self.spark_.version,
+            "master": self.spark_.sparkContext.master,
+            "params": self.get_params(),
+            "split": self.split_,
+            "timings_ms": {key: round(v, 3) for key, v in self.timings_.items()},
         }
-        for col in self.items_meta_.columns:
-            items_cols[col] = pa.array(self.items_meta_[col].tolist())
-        meta = {
-            "kind": KIND,
-            "params": self.local_params(),
-            "global_mean": self.global_mean_,
-            "rating_range": list(self.rating_range_),
-            "n_users": len(self.user_vocab_),
-            "n_items": len(self.item_vocab_),
-            "n_train_ratings": self.n_train_ratings_,
-            "n_eval_ratings": len(self.eval_set_),
-            "training_log": self.training_log_,
-            "data_fingerprint": self.data_fingerprint_,
-            "metrics": self.metrics_,
-            "tuning_trials": [],
-            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "engine": {
-                "name": "spark",
-                "spark_version": self.spark_.version,
-                "master": self.spark_.sparkContext.master,
-                "params": self.get_params(),
-                "split": self.split_,
-                "timings_ms": {key: round(v, 3) for key, v in self.timings_.items()},
-            },
-        }
-        artifacts.write_artifact(
-            path,
-            meta,
-            {
-                "users": users,
-                "items": pa.table(items_cols),
-                "seen": _pairs_table(*self.seen_pairs_),
-                "train": _pairs_table(*self.train_pairs_),
-                "eval": pa.Table.from_pandas(self.eval_set_, preserve_index=False),
-            },
-        )
+        self.to_local().save(path, extra_meta={"engine": engine})
 
 
 # ---------------------------------------------------------------------- helpers
