@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
+from hybridrec._params import constructor_params
 from hybridrec._progress import progress_bar
 from hybridrec._tuning import random_search
 from hybridrec.evaluate import ranking_metrics, regression_metrics
@@ -108,18 +109,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         self.show_progress = show_progress
 
     def get_params(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "mf_params": self.mf_params,
-            "regressor_params": self.regressor_params,
-            "leak_free": self.leak_free,
-            "n_folds": self.n_folds,
-            "cold_fraction": self.cold_fraction,
-            "validation_fraction": self.validation_fraction,
-            "tune": self.tune,
-            "eval_fraction": self.eval_fraction,
-            "seed": self.seed,
-        }
+        return constructor_params(self)
 
     # ------------------------------------------------------------------ fitting
     def _make_mf(self) -> MatrixFactorization:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from hybridrec._errors import DataError
+from hybridrec._params import constructor_params
 from hybridrec.mf import _kernels
 from hybridrec.mf._model import MatrixFactorization, _Csr, _ratings_arrays
 
@@ -67,18 +68,7 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         self.relevance_threshold = relevance_threshold
 
     def get_params(self) -> dict[str, Any]:
-        return {
-            "num_factors": self.num_factors,
-            "l2_reg": self.l2_reg,
-            "wals_alpha": self.wals_alpha,
-            "max_iterations": self.max_iterations,
-            "early_stop": self.early_stop,
-            "min_rel_progress": self.min_rel_progress,
-            "eval_fraction": self.eval_fraction,
-            "seed": self.seed,
-            "init_scale": self.init_scale,
-            "relevance_threshold": self.relevance_threshold,
-        }
+        return constructor_params(self)
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
+from hybridrec._params import constructor_params
 from hybridrec._progress import progress_bar
 from hybridrec.data._vocab import IdVocabulary
 from hybridrec.evaluate import ranking_metrics, regression_metrics
@@ -114,21 +115,7 @@ class MatrixFactorization:
 
     # ------------------------------------------------------------------ parameters
     def get_params(self) -> dict[str, Any]:
-        return {
-            "num_factors": self.num_factors,
-            "l2_reg": self.l2_reg,
-            "l2_reg_item": self.l2_reg_item,
-            "l2_reg_bias": self.l2_reg_bias,
-            "reg_exponent": self.reg_exponent,
-            "item_reg_exponent": self.item_reg_exponent,
-            "reg_bias_exponent": self.reg_bias_exponent,
-            "max_iterations": self.max_iterations,
-            "early_stop": self.early_stop,
-            "min_rel_progress": self.min_rel_progress,
-            "eval_fraction": self.eval_fraction,
-            "seed": self.seed,
-            "init_scale": self.init_scale,
-        }
+        return constructor_params(self)
 
     def _check_params(self) -> None:
         if not (isinstance(self.num_factors, int) and self.num_factors >= 1):

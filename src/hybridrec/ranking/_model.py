@@ -12,6 +12,7 @@ import pandas as pd
 
 from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
+from hybridrec._params import constructor_params
 from hybridrec._progress import progress_bar
 from hybridrec.evaluate import ranking_metrics, regression_metrics
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
@@ -79,16 +80,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         self.show_progress = show_progress
 
     def get_params(self) -> dict[str, Any]:
-        return {
-            "mf_params": self.mf_params,
-            "implicit_params": self.implicit_params,
-            "ranker_params": self.ranker_params,
-            "n_candidates": self.n_candidates,
-            "relevance_threshold": self.relevance_threshold,
-            "validation_fraction": self.validation_fraction,
-            "eval_fraction": self.eval_fraction,
-            "seed": self.seed,
-        }
+        return constructor_params(self)
 
     # ------------------------------------------------------------------ fitting
     def _base_models(self) -> tuple[MatrixFactorization, ImplicitMatrixFactorization]:
