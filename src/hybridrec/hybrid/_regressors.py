@@ -32,6 +32,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 import numpy as np
 
 from hybridrec._errors import DataError, ModelError
+from hybridrec._params import constructor_params
 
 __all__ = [
     "REGRESSOR_KINDS",
@@ -235,7 +236,7 @@ class LinearRegressor:
         self._feature_names: list[str] | None = None
 
     def get_params(self) -> dict[str, Any]:
-        return {"l2_reg": self.l2_reg, "standardize": self.standardize}
+        return constructor_params(self)
 
     # -- fitting
     def fit(
@@ -435,18 +436,7 @@ class BoostedRegressor:
         self.n_jobs = n_jobs
 
     def get_params(self) -> dict[str, Any]:
-        return {
-            "num_leaves": self.num_leaves,
-            "learning_rate": self.learning_rate,
-            "n_estimators": self.n_estimators,
-            "min_child_samples": self.min_child_samples,
-            "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction,
-            "lambda_l2": self.lambda_l2,
-            "early_stopping_rounds": self.early_stopping_rounds,
-            "seed": self.seed,
-            "n_jobs": self.n_jobs,
-        }
+        return constructor_params(self)
 
     def _lgb_params(self) -> dict[str, Any]:
         return {
@@ -642,17 +632,7 @@ class DnnRegressor:
         self.n_jobs = n_jobs
 
     def get_params(self) -> dict[str, Any]:
-        return {
-            "hidden": self.hidden,
-            "dropout": self.dropout,
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "patience": self.patience,
-            "seed": self.seed,
-            "n_jobs": self.n_jobs,
-        }
+        return constructor_params(self)
 
     def _check_params(self) -> None:
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
