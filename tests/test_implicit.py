@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _fixtures import taste_driven_ratings
 
 from hybridrec.data import SynthConfig, generate
 from hybridrec.evaluate import ranking_metrics
@@ -33,23 +34,11 @@ def test_implicit_kernel_matches_dense_reference(k):
 
 @pytest.fixture(scope="module")
 def synthetic():
-    """Users choose what to watch by taste (the synthetic ml-20m generator draws by popularity
-    alone, which leaves implicit models nothing personal to learn)."""
-    rng = np.random.default_rng(3)
-    n_users, n_items, k = 400, 200, 3
-    p = rng.normal(0, 1, (n_users, k))
-    q = rng.normal(0, 1, (n_items, k))
-    rows = []
-    for u in range(n_users):
-        affinity = q @ p[u]
-        weights = np.exp(1.5 * affinity)
-        chosen = rng.choice(n_items, size=40, replace=False, p=weights / weights.sum())
-        stars = np.clip(
-            np.round(2 * (3.2 + 0.6 * affinity[chosen] + rng.normal(0, 0.5, 40))) / 2, 0.5, 5
-        )
-        rows.append(pd.DataFrame({"userId": u + 1, "movieId": chosen + 1, "rating": stars}))
+    """Users choose what to watch by taste (see ``taste_driven_ratings``)."""
+    n_items = 200
+    ratings = taste_driven_ratings(400, n_items, per_user=40, seed=3)
     items = generate(SynthConfig(n_users=10, n_items=n_items, n_ratings=400, seed=1)).movies
-    return pd.concat(rows, ignore_index=True), items.assign(genres=items["genres"].str.split("|"))
+    return ratings, items.assign(genres=items["genres"].str.split("|"))
 
 
 @pytest.fixture(scope="module")

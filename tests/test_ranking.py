@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _fixtures import taste_driven_ratings
 
 from hybridrec.mf import MatrixFactorization
 from hybridrec.ranking import RankingRecommender
@@ -21,19 +22,8 @@ FAST = {
 @pytest.fixture(scope="module")
 def data() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Users pick movies by taste and like what they pick (see test_implicit)."""
-    rng = np.random.default_rng(11)
-    n_users, n_items, k = 300, 150, 3
-    p = rng.normal(0, 1, (n_users, k))
-    q = rng.normal(0, 1, (n_items, k))
-    frames = []
-    for u in range(n_users):
-        affinity = q @ p[u]
-        weights = np.exp(1.5 * affinity)
-        chosen = rng.choice(n_items, size=35, replace=False, p=weights / weights.sum())
-        stars = np.round(2 * (3.2 + 0.6 * affinity[chosen] + rng.normal(0, 0.5, 35))) / 2
-        frames.append(
-            pd.DataFrame({"userId": u + 1, "movieId": chosen + 1, "rating": np.clip(stars, 0.5, 5)})
-        )
+    n_items = 150
+    ratings = taste_driven_ratings(300, n_items, per_user=35, seed=11)
     items = pd.DataFrame(
         {
             "movieId": np.arange(1, n_items + 1),
@@ -41,7 +31,7 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame]:
             "genres": [["Comedy"] if i % 2 else ["Drama"] for i in range(1, n_items + 1)],
         }
     )
-    return pd.concat(frames, ignore_index=True), items
+    return ratings, items
 
 
 @pytest.fixture(scope="module")
