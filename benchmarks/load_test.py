@@ -2,9 +2,11 @@
 
 Starts ``hybridrec serve`` in a subprocess on a free loopback port, on a private copy of the
 model (a temporary workspace, so nothing of yours is touched), then drives it from this process
-with an async client (httpx), open loop: request ``i`` is due at ``t0 + i / rate`` whether or
-not earlier ones have been answered, so a slow server shows up as latency, not as a lower
-request rate; at most ``--connections`` requests are in flight, later ones wait their turn.
+with a minimal keep-alive HTTP/1.1 client on asyncio streams (httpx costs about 2 ms of CPU
+per request, which on a small machine is taken from the server under test), open loop:
+request ``i`` is due at ``t0 + i / rate`` whether or not earlier ones have been answered, so a
+slow server shows up as latency, not as a lower request rate; at most ``--connections``
+requests are in flight, later ones wait their turn.
 Every response is checked (status 200, a JSON body with the asked number of items). With
 ``--reload`` the model is reloaded through ``POST /admin/reload`` in the middle of the run and
 the check covers the requests in flight during the swap; ``--swap-to DIR`` first saves another
@@ -38,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -161,7 +164,96 @@ async def wait_ready(base: str, proc: subprocess.Popen[bytes], limit: float = 18
     raise SystemExit(f"the server did not answer /healthz within {limit:.0f} s")
 
 
-def check(response: httpx.Response, n: int, genre: str | None) -> str | None:
+@dataclass
+class RawResponse:
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Connections:
+    """A pool of persistent HTTP/1.1 connections to one host; ``get`` takes a free one.
+
+    Just enough HTTP for uvicorn's answers to ``GET`` (a status line, headers, a body of
+    ``content-length`` bytes); anything else fails the request with a clear error.
+    """
+
+    def __init__(self, host: str, port: int, size: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.free: asyncio.LifoQueue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]
+        self.free = asyncio.LifoQueue()
+        for _ in range(size):
+            self.free.put_nowait(None)  # opened on first use
+
+    async def get(self, target: str, on_sent: Callable[[], None] | None = None) -> RawResponse:
+        """``GET target``; ``on_sent`` is called once a connection is free (the request leaves)."""
+        conn = await self.free.get()
+        if on_sent is not None:
+            on_sent()
+        try:
+            if conn is not None:
+                try:
+                    response = await asyncio.wait_for(self._exchange(conn, target), self.timeout)
+                except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+                    # The server closed an idle keep-alive connection before this request
+                    # reached it (uvicorn does after 5 s): retry once on a new connection,
+                    # as HTTP clients do. A partial answer is a real failure.
+                    if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                        raise
+                    conn[1].close()
+                    conn = None
+            if conn is None:
+                conn = await asyncio.open_connection(self.host, self.port)
+                response = await asyncio.wait_for(self._exchange(conn, target), self.timeout)
+        except BaseException:
+            if conn is not None:
+                conn[1].close()
+            self.free.put_nowait(None)
+            raise
+        keep = response.headers.get("connection", "").lower() != "close"
+        if not keep:
+            conn[1].close()
+        self.free.put_nowait(conn if keep else None)
+        return response
+
+    async def _exchange(
+        self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], target: str
+    ) -> RawResponse:
+        reader, writer = conn
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                key, value = line.split(":", 1)
+                headers[key.strip().lower()] = value.strip()
+        if "content-length" not in headers:
+            raise ConnectionError(f"status {status} without content-length")
+        body = await reader.readexactly(int(headers["content-length"]))
+        return RawResponse(status, headers, body)
+
+    async def close(self) -> None:
+        while not self.free.empty():
+            conn = self.free.get_nowait()
+            if conn is not None:
+                conn[1].close()
+
+
+def now() -> float:
+    return time.perf_counter()
+
+
+def check(response: RawResponse, n: int, genre: str | None) -> str | None:
     """Why a /recommend response is wrong, or None."""
     if response.status_code != 200:
         return f"status {response.status_code}: {response.text[:200]}"
@@ -196,35 +288,29 @@ async def drive(
         f"/recommend?user={unknown_id + i if unknown[i] else int(picks[i])}{suffix}"
         for i in range(total)
     ]
-    limits = httpx.Limits(
-        max_connections=args.connections, max_keepalive_connections=args.connections
-    )
-    # At most `connections` requests in flight; the others wait here (an O(1) queue), not in
-    # httpx's pool, whose cost per request grows with the number of waiters. Their wait counts
-    # in `latency_from_schedule`.
-    slots = asyncio.Semaphore(args.connections)
-    client = httpx.AsyncClient(base_url=base, limits=limits, timeout=args.timeout)
+    # At most `connections` requests in flight; the others wait for a free connection. Their
+    # wait counts in `latency_from_schedule`.
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    client = Connections(host, int(port), args.connections, args.timeout)
     admin = httpx.AsyncClient(base_url=base, timeout=120.0)
-    async with client, admin:
+    async with admin:
 
         async def one(i: int, scheduled: float) -> None:
             outcome = Outcome(scheduled=scheduled, sent=0.0)
             run.outcomes.append(outcome)
-            async with slots:
-                outcome.sent = time.perf_counter()
-                await request(outcome, urls[i])
+            await request(outcome, urls[i])
             outcome.done = time.perf_counter()
 
         async def request(outcome: Outcome, url: str) -> None:
             try:
-                response = await client.get(url)
+                response = await client.get(url, lambda: setattr(outcome, "sent", now()))
                 outcome.status = response.status_code
                 outcome.error = check(response, args.n, args.genre)
                 outcome.version = response.headers.get("x-model-version")
                 timing = response.headers.get("server-timing", "")
                 if "dur=" in timing:
                     outcome.server_ms = float(timing.split("dur=", 1)[1].split(";")[0])
-            except httpx.HTTPError as exc:
+            except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
 
         async def reload(k: int) -> None:
@@ -244,7 +330,7 @@ async def drive(
             )
 
         for _ in range(min(50, total)):  # warm-up: connections, thread pool; not recorded
-            await client.get("/recommend", params={"user": int(users[0]), "n": args.n})
+            await client.get(f"/recommend?user={int(users[0])}&n={args.n}")
         tasks: list[asyncio.Task[None]] = []
         server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
         t0 = time.perf_counter()
@@ -266,6 +352,7 @@ async def drive(
             else round(server_end - server_cpu, 3),
             "client_cpu_seconds": round(time.process_time() - client_cpu, 3),
         }
+    await client.close()
     return run
 
 

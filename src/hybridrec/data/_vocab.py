@@ -55,6 +55,16 @@ class IdVocabulary:
 
     def index_one(self, external_id: Any) -> int:
         """Index of one id, or -1 when unknown."""
+        if (
+            isinstance(external_id, int | np.integer)
+            and not isinstance(external_id, bool)
+            and self._index.dtype.kind in "iu"
+            and -(2**63) <= external_id < 2**63
+        ):
+            # the serving hot path: a binary search instead of a hash-table lookup per call
+            sorted_ids = self._index.to_numpy()
+            pos = int(np.searchsorted(sorted_ids, external_id))
+            return pos if pos < sorted_ids.size and sorted_ids[pos] == external_id else -1
         return int(self.index_of(np.asarray([external_id]))[0])
 
     def contains(self, external_id: Any) -> bool:

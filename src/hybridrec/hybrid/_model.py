@@ -354,10 +354,7 @@ class HybridRecommender(WrapsMatrixFactorization):
             raise DataError(f"n must be at least 1, got {n}")
         order = _top_n(np.asarray(scores, dtype=np.float64), n)
         top = items[order]
-        frame = pd.DataFrame(
-            {ITEM_COL: self.mf_.item_vocab_.ids[top], "predicted_rating": self._clip(scores[order])}
-        )
-        return self.mf_._with_item_metadata(frame, top)
+        return self.mf_._item_frame(top, predicted_rating=self._clip(scores[order]))
 
     def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``n`` users with the highest predicted rating for ``item``."""

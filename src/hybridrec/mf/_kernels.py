@@ -194,6 +194,53 @@ def top_n_rows(
     return top_idx, top_val
 
 
+@njit(cache=True, fastmath=True)
+def top_n_for_vector(
+    item_factors: np.ndarray,
+    item_bias: np.ndarray,
+    offset: float,
+    factors: np.ndarray,
+    allowed: np.ndarray,
+    exclude: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One user's best ``n`` items by ``offset + item_bias[i] + factors . item_factors[i]``.
+
+    Scores, masking and selection in one pass over the items, without a temporary per item: the
+    serving path for a single user. ``allowed`` is a boolean mask over the items (a copy is
+    not needed: it is not modified); ``exclude`` lists item indices to skip. Ties keep the lower
+    index first. Returns ``(indices, scores)`` best first, shorter than ``n`` when fewer items
+    are allowed.
+    """
+    n_items, k = item_factors.shape
+    skip = np.zeros(n_items, dtype=np.bool_)
+    for e in range(exclude.shape[0]):
+        skip[exclude[e]] = True
+    idx = np.full(n, -1, dtype=np.int64)
+    val = np.full(n, -np.inf, dtype=np.float64)
+    filled = 0
+    worst = -np.inf
+    for i in range(n_items):
+        if skip[i] or not allowed[i]:
+            continue
+        s = offset + item_bias[i]
+        for f in range(k):
+            s += np.float64(factors[f]) * item_factors[i, f]
+        if filled == n and s <= worst:
+            continue
+        pos = filled if filled < n else n - 1
+        while pos > 0 and val[pos - 1] < s:
+            val[pos] = val[pos - 1]
+            idx[pos] = idx[pos - 1]
+            pos -= 1
+        val[pos] = s
+        idx[pos] = i
+        if filled < n:
+            filled += 1
+        worst = val[n - 1]
+    return idx[:filled], val[:filled]
+
+
 @njit(cache=True)
 def csr_from_coo(rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Counting sort of ``rows``: returns ``(indptr, order)`` such that ``order`` lists the

@@ -426,22 +426,19 @@ class MatrixFactorization:
         genre: str | None,
         candidates: Sequence[Any] | np.ndarray | None,
     ) -> pd.DataFrame:
-        scores = self.item_bias_ + self.global_mean_
-        if factors is not None:
-            # float32 product (no float64 copy of the item matrix), accumulated into float64
-            scores = scores + bias + (self.item_factors_ @ factors.astype(np.float32))
-        allowed = self._candidate_mask(genre, candidates)
-        allowed[exclude] = False
-        scores = np.where(allowed, scores, -np.inf)
-        top = _top_n(scores, n)
-        low, high = self.rating_range_
-        frame = pd.DataFrame(
-            {
-                ITEM_COL: self.item_vocab_.ids[top],
-                self.score_column: np.clip(scores[top], low, high),
-            }
+        if factors is None:
+            factors = np.zeros(self.num_factors, dtype=np.float32)
+        top, scores = _kernels.top_n_for_vector(
+            self.item_factors_,
+            self.item_bias_,
+            self.global_mean_ + bias,
+            np.ascontiguousarray(factors, dtype=np.float32),
+            self._allowed_items(genre, candidates),
+            np.ascontiguousarray(exclude, dtype=np.int32),
+            n,
         )
-        return self._with_item_metadata(frame, top)
+        low, high = self.rating_range_
+        return self._item_frame(top, **{self.score_column: np.clip(scores, low, high)})
 
     def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``n`` users with the highest predicted rating for ``item`` (``userId``,
@@ -521,14 +518,25 @@ class MatrixFactorization:
     def _candidate_mask(
         self, genre: str | None, candidates: Sequence[Any] | np.ndarray | None
     ) -> np.ndarray:
-        allowed = np.ones(len(self.item_vocab_), dtype=bool)
+        """Items that may be recommended (a fresh mask the caller may modify)."""
+        return self._allowed_items(genre, candidates).copy()
+
+    def _allowed_items(
+        self, genre: str | None, candidates: Sequence[Any] | np.ndarray | None
+    ) -> np.ndarray:
+        """Items that may be recommended; may be a cached mask: read it, never modify it."""
+        if candidates is None:
+            if genre is not None:
+                return self._genre_mask(genre)
+            all_items = self.__dict__.get("_all_items")
+            if all_items is None or all_items.size != len(self.item_vocab_):
+                all_items = self._all_items = np.ones(len(self.item_vocab_), dtype=bool)
+            return all_items
+        idx = self.item_vocab_.index_of(np.asarray(candidates))
+        allowed = np.zeros(len(self.item_vocab_), dtype=bool)
+        allowed[idx[idx >= 0]] = True
         if genre is not None:
             allowed &= self._genre_mask(genre)
-        if candidates is not None:
-            idx = self.item_vocab_.index_of(np.asarray(candidates))
-            keep = np.zeros_like(allowed)
-            keep[idx[idx >= 0]] = True
-            allowed &= keep
         return allowed
 
     def _genre_mask(self, genre: str) -> np.ndarray:
@@ -544,15 +552,19 @@ class MatrixFactorization:
                 .map(lambda g: g is not None and genre in list(g))
                 .to_numpy(bool)
             )
-        return cache[genre].copy()
+        return cache[genre]
 
-    def _with_item_metadata(self, frame: pd.DataFrame, top: np.ndarray) -> pd.DataFrame:
+    def _item_frame(self, top: np.ndarray, **scores: np.ndarray) -> pd.DataFrame:
+        """``movieId``, ``title`` (when the model has titles) and the given score columns for the
+        item indices ``top``: one DataFrame call (serving builds one per request)."""
+        columns: dict[str, Any] = {ITEM_COL: self.item_vocab_.ids[top]}
         if "title" in self.items_meta_.columns:
             titles = self.__dict__.get("_titles")
             if titles is None:
                 titles = self._titles = self.items_meta_["title"].to_numpy(dtype=object)
-            frame.insert(1, "title", titles[top])
-        return frame
+            columns["title"] = titles[top]
+        columns.update(scores)
+        return pd.DataFrame(columns)
 
     # ------------------------------------------------------------------ inspecting
     def training_info(self) -> pd.DataFrame:

@@ -263,14 +263,11 @@ class RankingRecommender(WrapsMatrixFactorization):
         relevance = self.ranker_.predict(x) if items.size else np.zeros(0)
         order = np.argsort(-relevance, kind="stable")[:n]
         top = items[order]
-        frame = pd.DataFrame(
-            {
-                ITEM_COL: mf.item_vocab_.ids[top],
-                "predicted_rating": x[order, FEATURES.index("mf.predicted_rating")],
-                "relevance": relevance[order],
-            }
+        return mf._item_frame(
+            top,
+            predicted_rating=x[order, FEATURES.index("mf.predicted_rating")],
+            relevance=relevance[order],
         )
-        return mf._with_item_metadata(frame, top)
 
     def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
         """Targeting by the explicit MF's predicted rating."""
