@@ -67,7 +67,8 @@ def test_kernel_matches_numpy_reference(k, exponents):
     _kernels.solve_side(*args, out_f, out_b)
     ref_f, ref_b = solve_side_reference(*args)
     np.testing.assert_allclose(out_f, ref_f, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(out_b, ref_b, rtol=1e-6, atol=1e-8)
+    # float32 sums within a block of ratings: agreement to float32 precision, not float64's
+    np.testing.assert_allclose(out_b, ref_b, rtol=1e-5, atol=1e-6)
     assert np.all(out_f[-2:] == 0) and np.all(out_b[-2:] == 0)
 
 

@@ -13,6 +13,7 @@ held-out item are averaged.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 __all__ = ["RANKING_METRICS", "REGRESSION_METRICS", "ranking_metrics", "regression_metrics"]
 
@@ -72,27 +73,14 @@ def ranking_metrics(
     """
     if k < 1:
         raise ValueError("k must be at least 1")
-    top = np.asarray(top_items)[:, :k]
-    n_users = top.shape[0]
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    sums = dict.fromkeys(RANKING_METRICS, 0.0)
-    counted = 0
-    for u in range(n_users):
-        rel = relevant_indices[relevant_indptr[u] : relevant_indptr[u + 1]]
-        if rel.size == 0:
-            continue
-        counted += 1
-        ranked = top[u]
-        hits = np.isin(ranked, rel) & (ranked >= 0)
-        n_hits = int(hits.sum())
-        sums["precision"] += n_hits / k
-        sums["recall"] += n_hits / rel.size
-        ideal = discounts[: min(rel.size, k)].sum()
-        sums["ndcg"] += float(discounts[: hits.size][hits].sum()) / ideal
-        if n_hits:
-            precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
-            sums["map"] += float(precision_at_hit.sum()) / min(rel.size, k)
-            sums["hit_rate"] += 1.0
+    top = np.ascontiguousarray(np.asarray(top_items)[:, :k], dtype=np.int64)
+    sums_array, counted = _ranking_sums(
+        top,
+        np.asarray(relevant_indptr, dtype=np.int64),
+        np.asarray(relevant_indices, dtype=np.int64),
+        k,
+    )
+    sums = dict(zip(RANKING_METRICS, sums_array.tolist(), strict=True))
     if counted == 0:
         out = {f"{name}@{k}": float("nan") for name in RANKING_METRICS}
     else:
@@ -100,6 +88,46 @@ def ranking_metrics(
     if item_popularity is not None:
         out.update(_catalogue_metrics(top, np.asarray(item_popularity, dtype=np.float64), k))
     return out
+
+
+@njit(cache=True)
+def _ranking_sums(
+    top: np.ndarray, indptr: np.ndarray, indices: np.ndarray, k: int
+) -> tuple[np.ndarray, int]:
+    """Per-user precision, recall, NDCG, MAP and hit rate at ``k``, summed over the users with
+    relevant items (in RANKING_METRICS order), and how many such users there are."""
+    sums = np.zeros(5)
+    counted = 0
+    width = top.shape[1]
+    for u in range(top.shape[0]):
+        start, end = indptr[u], indptr[u + 1]
+        n_rel = end - start
+        if n_rel == 0:
+            continue
+        counted += 1
+        n_hits = 0
+        dcg = 0.0
+        ap = 0.0
+        for j in range(width):
+            item = top[u, j]
+            if item < 0:
+                continue
+            for e in range(start, end):
+                if indices[e] == item:
+                    n_hits += 1
+                    dcg += 1.0 / np.log2(j + 2.0)
+                    ap += n_hits / (j + 1.0)
+                    break
+        ideal = 0.0
+        for j in range(min(n_rel, k)):
+            ideal += 1.0 / np.log2(j + 2.0)
+        sums[0] += n_hits / k
+        sums[1] += n_hits / n_rel
+        sums[2] += dcg / ideal
+        if n_hits:
+            sums[3] += ap / min(n_rel, k)
+            sums[4] += 1.0
+    return sums, counted
 
 
 def _catalogue_metrics(top: np.ndarray, popularity: np.ndarray, k: int) -> dict[str, float]:

@@ -491,16 +491,21 @@ class MatrixFactorization:
     def _top_n_blocks(
         self, n: int, excl: _Csr, block_size: int, user_rows: np.ndarray | None = None
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Top-``n`` item indices and scores for every user (or the users ``user_rows``), in
+        blocks of users: ``(position of the block's first user, indices, scores)``."""
         item_scores_t = np.ascontiguousarray(self.item_factors_.T)
         item_bias = self.item_bias_.astype(np.float32)
-        n_users = len(self.user_vocab_)
+        if user_rows is not None:
+            excl = _rows_of(excl, user_rows)
+        n_users = len(self.user_vocab_) if user_rows is None else user_rows.size
         with progress_bar("recommend", n_users, show=self.show_progress) as bar:
             for start in range(0, n_users, block_size):
                 stop = min(start + block_size, n_users)
+                rows = slice(start, stop) if user_rows is None else user_rows[start:stop]
                 # user intercept and μ do not change a user's ranking, so they are added after.
-                block = self.user_factors_[start:stop] @ item_scores_t + item_bias
+                block = self.user_factors_[rows] @ item_scores_t + item_bias
                 top_idx, top_val = _kernels.top_n_rows(block, start, excl.indptr, excl.indices, n)
-                offset = (self.global_mean_ + self.user_bias_[start:stop]).astype(np.float32)
+                offset = (self.global_mean_ + self.user_bias_[rows]).astype(np.float32)
                 yield start, top_idx, top_val + offset[:, None]
                 bar.advance(stop - start)
 
@@ -580,6 +585,12 @@ class MatrixFactorization:
         """Learned weights in ``ML.WEIGHTS`` shape: ``processed_input``, ``feature``,
         ``factor_weights`` (list of ``{factor, weight}``), ``intercept``; plus the
         ``global__intercept__`` row. With ``users``/``items``: only those rows, no global row."""
+        return self.weights_table(users, items).to_pandas()
+
+    def weights_table(
+        self, users: Sequence[Any] | None = None, items: Sequence[Any] | None = None
+    ) -> pa.Table:
+        """:meth:`weights` as an Arrow table (no per-row Python objects: for export)."""
         self._require_fitted()
         parts: list[pa.Table] = []
         selective = users is not None or items is not None
@@ -597,7 +608,7 @@ class MatrixFactorization:
                     "global__intercept__", None, np.zeros((1, 0)), np.array([self.global_mean_])
                 )
             )
-        return pa.concat_tables(parts).to_pandas()
+        return pa.concat_tables(parts)
 
     def evaluate(
         self, data: pd.DataFrame | None = None, *, k: int = 10, relevance_threshold: float = 4.0
@@ -632,15 +643,17 @@ class MatrixFactorization:
             u[relevant], i[relevant], values[relevant], len(self.user_vocab_), sort_cols=True
         )
         eval_users = np.flatnonzero(np.diff(rel.indptr) > 0)
-        top_items = np.full((len(self.user_vocab_), k), -1, dtype=np.int32)
-        for start, top_idx, _ in self._top_n_blocks(k, self._train_csr, 4096):
+        # only the users with something relevant to find are ranked
+        top_items = np.full((eval_users.size, k), -1, dtype=np.int32)
+        for start, top_idx, _ in self._top_n_blocks(k, self._train_csr, 4096, eval_users):
             top_items[start : start + len(top_idx)] = top_idx
-        sub = rel.indptr[eval_users]
-        counts = np.diff(rel.indptr)[eval_users]
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        indices = np.concatenate([rel.indices[s : s + c] for s, c in zip(sub, counts, strict=True)])
+        eval_rel = _rows_of(rel, eval_users)
         return ranking_metrics(
-            top_items[eval_users], indptr, indices, k, item_popularity=self._item_popularity()
+            top_items,
+            eval_rel.indptr,
+            eval_rel.indices,
+            k,
+            item_popularity=self._item_popularity(),
         )
 
     def _item_popularity(self) -> np.ndarray:
@@ -823,6 +836,16 @@ def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
         return finite[np.argsort(-scores[finite], kind="stable")]
     part = finite[np.argpartition(-scores[finite], n - 1)[:n]]
     return part[np.argsort(-scores[part], kind="stable")]
+
+
+def _rows_of(csr: _Csr, rows: np.ndarray) -> _Csr:
+    """The CSR of the given rows only, in that order."""
+    starts, ends = csr.indptr[rows], csr.indptr[rows + 1]
+    counts = ends - starts
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    # positions of the kept entries: each row's start, then consecutive
+    positions = np.repeat(starts - indptr[:-1], counts) + np.arange(indptr[-1])
+    return _Csr(indptr, csr.indices[positions], csr.values[positions])
 
 
 def _empty_csr(n_rows: int) -> _Csr:

@@ -34,6 +34,13 @@ class WrapsMatrixFactorization:
         self._require_fitted()
         return self.mf_.weights(users=users, items=items)
 
+    def weights_table(
+        self, users: Sequence[Any] | None = None, items: Sequence[Any] | None = None
+    ) -> Any:
+        """The MF part's weights as an Arrow table."""
+        self._require_fitted()
+        return self.mf_.weights_table(users=users, items=items)
+
     def training_info(self) -> pd.DataFrame:
         """The MF part's per-iteration log."""
         self._require_fitted()
