@@ -2,7 +2,9 @@
 
 For every fold: the default MF, the leak-free hybrids (linear, boosted, dnn) and the
 notebook-style (leaky) boosted hybrid, all trained on the other four folds and scored on the
-fold. Also the cold-user / cold-item comparison table of ``hybridrec compare``.
+fold. Also the cold-user / cold-item comparison table of ``hybridrec compare`` (one split,
+seed 42); the cold-user protocol over a 10-fold partition of the users is
+``benchmarks/cold_start_ml100k.py``.
 
     python benchmarks/hybrid_ml100k.py [--kinds linear,boosted,dnn] [--no-compare]
 """

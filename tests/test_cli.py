@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -250,6 +251,25 @@ def test_implicit_training_and_ranking_evaluation(trained):
     assert code == 2 and "l2_reg_bias" in err
 
 
+def test_weights_out_writes_every_row_to_parquet_or_csv(trained, tmp_path):
+    import pyarrow.parquet as pq
+
+    code, _, err = run(trained, "weights", "m", "--out", str(tmp_path / "w.parquet"))
+    assert code == 0, err
+    table = pq.read_table(tmp_path / "w.parquet")
+    code, out, _ = run(trained, "weights", "m", "--format", "json")
+    assert table.num_rows == len(json.loads(out))  # users, items and the global row
+    first = table.slice(0, 1).to_pylist()[0]
+    assert len(first["factor_weights"]) == 4 and first["factor_weights"][0]["factor"] == 1
+    code, _, err = run(trained, "weights", "m", "--user", "1", "--out", str(tmp_path / "w.csv"))
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "w.csv")
+    assert len(frame) == 1 and json.loads(frame["factor_weights"][0])[0]["factor"] == 1
+    code, _, err = run(trained, "weights", "m", "--out", str(tmp_path / "no" / "w.parquet"))
+    assert code == 2 and "does not exist" in err
+    assert not (tmp_path / "no").exists()
+
+
 def test_hybrid_notebook_reproduction(trained):
     code, out, err = run(trained, "hybrid", "notebook", "--mf", "m", "--format", "json")
     assert code == 0, err
@@ -260,3 +280,39 @@ def test_hybrid_notebook_reproduction(trained):
     assert 0 < result["rmse_train"] < 2 and 0 < result["rmse_eval"] < 2
     code, _, err = run(trained, "hybrid", "notebook", "--mf", "nope")
     assert code == 2 and "nope" in err
+
+
+def test_hybrid_notebook_one_pass_moments_match_a_fit_in_memory(trained):
+    """The structured one-pass normal equations give the fit of the materialised dataset."""
+    from hybridrec.hybrid._dataset import hybrid_dataset_sql
+    from hybridrec.hybrid._notebook import NotebookMoments, notebook_linear
+    from hybridrec.hybrid._regressors import LinearRegressor
+    from hybridrec.workspace import Workspace
+
+    ws = Workspace(trained)
+    genres = ws.sql("SELECT DISTINCT unnest(genres) AS g FROM movies ORDER BY g")["g"].tolist()
+    postcodes = sorted(ws.ratings()["userId"].astype(str).str[:2].unique())
+    eval_file = ws.models_dir / "m" / "eval.parquet"
+    query = f"""SELECT d.*, e.userId IS NOT NULL AS is_eval
+        FROM ({hybrid_dataset_sql("m", 4, genres, [], encoding="rows")}) d
+        LEFT JOIN read_parquet('{eval_file}') e ON e.userId = d.userId AND e.movieId = d.movieId"""
+    frame = ws.sql(query)
+    moments = NotebookMoments(4, genres, postcodes)
+    x = frame[moments.numeric].to_numpy(float)
+    one_hot = [(frame["postcode"] == p).to_numpy(float) for p in postcodes]
+    one_hot += [(frame["g"] == g).to_numpy(float) for g in genres]
+    x = np.column_stack([x, *one_hot])
+    y, held = frame["rating"].to_numpy(float), frame["is_eval"].to_numpy(bool)
+    reference = LinearRegressor(l2_reg=1e-6).fit(x[~held], y[~held])
+    want_train = np.sqrt(np.mean((y[~held] - reference.predict(x[~held])) ** 2))
+    want_eval = np.sqrt(np.mean((y[held] - reference.predict(x[held])) ** 2))
+
+    got = notebook_linear(ws, "m", 4)
+    assert got["rows_train"] == (~held).sum() and got["rows_eval"] == held.sum()
+    assert got["rmse_train"] == pytest.approx(want_train, rel=1e-6)
+    assert got["rmse_eval"] == pytest.approx(want_eval, rel=1e-6)
+    batch_moments = NotebookMoments(4, genres, postcodes)
+    for batch in ws.sql_batches(query, rows_per_batch=1000):  # several batches
+        batch_moments.add(batch)
+    model = batch_moments.regressor(l2_reg=1e-6)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-5, atol=1e-7)

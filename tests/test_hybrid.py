@@ -220,6 +220,145 @@ def test_missing_attribute_values_and_unseen_categories_fall_back(data):
     odd = model.recommend_new_user(
         None, 3, attributes={"gender": "X", "age": None, "planet": "Mars"}
     )
-    plain = model.recommend_new_user(None, 3)
+    plain = model.recommend_new_user(None, 3, attributes={"gender": None})
     assert len(odd) == 3
     np.testing.assert_allclose(odd["predicted_rating"], plain["predicted_rating"], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------- the new-user model
+@pytest.fixture(scope="module")
+def cold_split(data):
+    """A linear hybrid trained without 30 users (held out entirely) and the held-out ratings."""
+    ratings, users, items = data
+    held = ratings["userId"].isin(np.arange(1, 31))
+    train, test = ratings[~held].reset_index(drop=True), ratings[held].reset_index(drop=True)
+    model = HybridRecommender("linear", mf_params=MF_PARAMS, n_folds=3, eval_fraction=0.0)
+    return model.fit(train, users, items), train, test
+
+
+def test_new_user_model_is_used_for_unknown_users_with_attributes(cold_split, data):
+    model, _, test = cold_split
+    _, users, _ = data
+    assert model.new_user_ is not None and model.new_user_.cv_rmse
+    u, i = test["userId"].to_numpy(), test["movieId"].to_numpy()
+    assert model._new_user_mask(u).all()
+    pred = model.predict(u, i)
+    main = model._clip(model.regressor_.predict(model.features(u, i)))
+    assert not np.allclose(pred, main)
+    np.testing.assert_allclose(pred, model._clip(model._new_user_scores(model.features(u, i))))
+    # the women's +0.8 is learnt from demographics alone, and beats the item baseline
+    y = test["rating"].to_numpy()
+    baseline = model.mf_.predict(u, i)
+    assert np.sqrt(np.mean((pred - y) ** 2)) < np.sqrt(np.mean((baseline - y) ** 2)) - 0.05
+    # recommend for an unknown user in the user table, and recommend_new_user by attributes
+    user = int(u[0])
+    recs = model.recommend(user, 5)
+    np.testing.assert_allclose(
+        recs["predicted_rating"], model.predict([user] * 5, recs["movieId"]), rtol=1e-6
+    )
+    row = users.set_index("userId").loc[user]
+    by_attributes = model.recommend_new_user(
+        None, 5, attributes={"age": int(row["age"]), "gender": row["gender"]}
+    )
+    pd.testing.assert_frame_equal(by_attributes, recs, rtol=1e-5)
+    # evaluate scores unknown users through the same path
+    assert model.evaluate(test)["rmse"] == pytest.approx(np.sqrt(np.mean((pred - y) ** 2)))
+
+
+def test_new_user_model_leaves_known_users_and_attribute_less_users_alone(cold_split, data):
+    model, train, _ = cold_split
+    _, users, items = data
+    plain = HybridRecommender(
+        "linear", mf_params=MF_PARAMS, n_folds=3, eval_fraction=0.0, new_user_model=False
+    ).fit(train, users, items)
+    assert plain.new_user_ is None
+    u, i = train["userId"].to_numpy()[:500], train["movieId"].to_numpy()[:500]
+    np.testing.assert_array_equal(model.predict(u, i), plain.predict(u, i))
+    # an unknown id absent from the user table keeps the main regressor's cold rows
+    np.testing.assert_array_equal(model.predict([10**9], [1001]), plain.predict([10**9], [1001]))
+    # with ratings, a new user is folded in and scored by the main regressor
+    rated = {1001: 5.0, 1004: 4.5}
+    pd.testing.assert_frame_equal(
+        model.recommend_new_user(rated, 5, attributes={"gender": "F"}),
+        plain.recommend_new_user(rated, 5, attributes={"gender": "F"}),
+    )
+    # without real user attributes (the notebook's synthetic ones) there is no new-user model
+    ratings, _, _ = data
+    notebook = HybridRecommender("linear", mf_params=MF_PARAMS, n_folds=2, eval_fraction=0.0)
+    assert notebook.fit(ratings, None, items).new_user_ is None
+
+
+def test_new_user_model_is_saved_and_loaded(cold_split, tmp_path):
+    import json
+
+    from hybridrec import ModelError
+
+    model, _, test = cold_split
+    model.save(tmp_path / "h")
+    loaded = HybridRecommender.load(tmp_path / "h")
+    assert loaded.new_user_ is not None and loaded.new_user_.penalty == model.new_user_.penalty
+    u, i = test["userId"].to_numpy()[:200], test["movieId"].to_numpy()[:200]
+    np.testing.assert_allclose(loaded.predict(u, i), model.predict(u, i), rtol=1e-9)
+    new = {"gender": "F", "age": 44}
+    pd.testing.assert_frame_equal(
+        loaded.recommend_new_user(None, 3, attributes=new),
+        model.recommend_new_user(None, 3, attributes=new),
+    )
+    assert loaded.get_params() == model.get_params()
+    meta_file = tmp_path / "h" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    assert "new_user_model" not in meta["params"]  # older releases can still read the params
+    meta["new_user"]["coef"] = meta["new_user"]["coef"][:-3]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="new-user model does not match") as err:
+        HybridRecommender.load(tmp_path / "h")
+    assert "\n" not in str(err.value)
+    del meta["new_user"]["coef"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="malformed new-user model"):
+        HybridRecommender.load(tmp_path / "h")
+    # a model saved before the new-user model existed loads and uses the regressor's cold rows
+    del meta["new_user"], meta["new_user_model"]
+    meta_file.write_text(json.dumps(meta))
+    old = HybridRecommender.load(tmp_path / "h")
+    assert old.new_user_ is None
+    np.testing.assert_allclose(
+        old.predict(u, i), model._clip(model.regressor_.predict(model.features(u, i))), rtol=1e-6
+    )
+
+
+def test_explanation_of_a_new_user_prediction_sums_to_it(cold_split):
+    model, _, test = cold_split
+    user, item = int(test["userId"].iloc[0]), int(test["movieId"].iloc[0])
+    explanation = model.explain(user, item, top=10_000)
+    x = model.features(np.array([user]), np.array([item]))
+    assert explanation["contribution"].sum() == pytest.approx(
+        float(model._new_user_scores(x)[0]), abs=1e-6
+    )
+    assert explanation["feature"].str.contains(" × ").any()
+
+
+def test_max_train_rows_samples_the_regressor_rows_only(data, linear):
+    from hybridrec.hybrid._stacking import out_of_fold_matrix
+
+    ratings, users, items = data
+    sampled = HybridRecommender(
+        "linear", mf_params=MF_PARAMS, n_folds=3, max_train_rows=2000, new_user_model=False
+    ).fit(ratings, users, items)
+    assert sampled.regressor_.n_samples_ < 2000 < linear.regressor_.n_samples_  # minus validation
+    # the MF used for predictions still saw every training rating
+    assert sampled.mf_.user_factors_.shape == linear.mf_.user_factors_.shape
+    assert sampled.metrics_["rmse"] < linear.metrics_["rmse"] + 0.05
+    # the sampled out-of-fold rows are exactly those rows of the full out-of-fold matrix
+    train = ratings.iloc[:3000].reset_index(drop=True)
+    cold = np.zeros(len(train), dtype=bool)
+    mask = np.random.default_rng(1).random(len(train)) < 0.3
+
+    def make_mf() -> MatrixFactorization:
+        return MatrixFactorization(**MF_PARAMS, eval_fraction=0.0)
+
+    full = out_of_fold_matrix(train, make_mf, 3, 42, cold, cold)
+    part = out_of_fold_matrix(train, make_mf, 3, 42, cold, cold, rows=mask)
+    np.testing.assert_allclose(part, full[mask])
+    with pytest.raises(ValueError, match="max_train_rows"):
+        HybridRecommender("linear", max_train_rows=5).fit(ratings, users, items)

@@ -113,6 +113,30 @@ def _emit_mapping(values: dict[str, Any], fmt: str, title: str | None = None) ->
     click.echo(render_mapping(values, fmt, title=title))
 
 
+def _local_only_engine(what: str) -> Callable[[F], F]:
+    """A hidden ``--engine`` on commands that run on the local engine only: ``--engine spark``
+    gets a one-line explanation instead of "no such option" (docs/spark.md)."""
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "spark"]),
+        default="local",
+        hidden=True,
+        expose_value=True,
+        callback=lambda _ctx, _param, value: _refuse_spark(value, what),
+    )
+
+
+def _refuse_spark(engine: str, what: str) -> str:
+    if engine == "spark":
+        raise click.exceptions.Exit(_one_line_error(f"{what} (see docs/spark.md)"))
+    return engine
+
+
+def _one_line_error(message: str) -> int:
+    click.echo(f"error: {message}", err=True)
+    return 2
+
+
 format_option = click.option(
     "--format",
     "fmt",
@@ -179,9 +203,14 @@ def main(ctx: click.Context, workspace: str | None, quiet: bool, verbose: int) -
 )
 @click.argument("source")
 @format_option
+@_local_only_engine(
+    "load runs on the local engine: the workspace is a local DuckDB file; Spark reads "
+    "MovieLens / RecBole layouts, Parquet and CSV directly through --ratings (train mf, "
+    "train hybrid, hybrid dataset, recommend --all) or --data (evaluate)"
+)
 @click.pass_obj
 @_guarded
-def load(state: _State, source: str, fmt: str) -> None:
+def load(state: _State, source: str, fmt: str, engine: str) -> None:
     """SOURCE is a dataset name (ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest-small,
     ml-latest) or a folder / .zip / .whl holding one of the MovieLens or RecBole layouts."""
     summary = state.workspace().load(source, show_progress=state.show_progress)
@@ -403,16 +432,9 @@ def _train_mf_spark(
     if unsupported:
         raise HybridrecError(f"{', '.join(unsupported)}: not available with --engine spark")
     params.pop("early_stop", None)  # --no-early-stop is what Spark's ALS does anyway
-    conf: dict[str, str] = {}
-    for item in conf_items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise HybridrecError(f"--spark-conf expects KEY=VALUE, got {item!r}")
-        conf[key.strip()] = value
-    try:
-        from hybridrec.spark import SparkMatrixFactorization, session_scope
-    except ImportError as exc:
-        raise HybridrecError(str(exc)) from None
+    conf = _spark_conf(conf_items)
+    _require_pyspark()
+    from hybridrec.spark import SparkMatrixFactorization, session_scope
 
     ws = state.workspace()
     # The workspace's ratings go to Spark from the driver (Arrow), which keeps the local
@@ -429,6 +451,73 @@ def _train_mf_spark(
     if not state.quiet:
         click.echo(f"saved model {name!r} to {path} (trained on Spark)", err=True)
     _emit(model.training_info(), fmt, title=f"training info: {name}")
+
+
+def _spark_conf(items: tuple[str, ...]) -> dict[str, str]:
+    """``--spark-conf KEY=VALUE`` options as a dict."""
+    conf: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise HybridrecError(f"--spark-conf expects KEY=VALUE, got {item!r}")
+        conf[key.strip()] = value
+    return conf
+
+
+def _require_pyspark() -> None:
+    """A one-line error, before any work, when the Spark extra is missing."""
+    try:
+        import hybridrec.spark  # noqa: F401
+    except ImportError as exc:
+        raise HybridrecError(str(exc)) from None
+
+
+def _local_engine_only(
+    engine: str, master: str | None, conf: tuple[str, ...], **flags: Any
+) -> None:
+    """With --engine local, refuse the options that only mean something on Spark."""
+    if engine == "spark":
+        return
+    given = [
+        name
+        for name, value in (("--spark-master", master), ("--spark-conf", conf), *flags.items())
+        if value
+    ]
+    if given:
+        raise HybridrecError(f"{', '.join(given)}: with --engine spark only")
+
+
+def _spark_engine_options(what: str) -> Callable[[F], F]:
+    """--engine, --spark-master and --spark-conf, as on `train mf`."""
+
+    def decorate(func: F) -> F:
+        for option in reversed(
+            (
+                click.option(
+                    "--engine",
+                    type=click.Choice(["local", "spark"]),
+                    default="local",
+                    show_default=True,
+                    help=f"spark: {what} (pip install 'hybridrec[spark]'; see docs/spark.md).",
+                ),
+                click.option(
+                    "--spark-master",
+                    default=None,
+                    help="With --engine spark: the master URL [default: spark-submit's "
+                    "--master, else local[*]].",
+                ),
+                click.option(
+                    "--spark-conf",
+                    multiple=True,
+                    metavar="KEY=VALUE",
+                    help="With --engine spark: a Spark setting (repeatable).",
+                ),
+            )
+        ):
+            func = option(func)
+        return func
+
+    return decorate
 
 
 @train.command(
@@ -473,6 +562,23 @@ def _train_mf_spark(
     default=None,
     help="Random search over N regressor settings on a validation split.",
 )
+@click.option(
+    "--max-train-rows",
+    type=click.IntRange(min=100),
+    default=None,
+    help="Train the regressor on a seeded sample of at most N training ratings (the MFs still "
+    "use all of them): for tens of millions of ratings.",
+)
+@click.option(
+    "--ratings",
+    "ratings_path",
+    default=None,
+    help="With --engine spark: ratings from this Parquet / CSV file or folder, MovieLens "
+    "layout or URI (hdfs://, s3a://, ...) instead of the workspace's.",
+)
+@_spark_engine_options(
+    "train on Apache Spark with pyspark.ml LinearRegression (linear) or GBTRegressor (boosted)"
+)
 @format_option
 @click.pass_obj
 @_guarded
@@ -485,12 +591,26 @@ def train_hybrid(
     notebook_style: bool,
     cold_fraction: float,
     tune: int | None,
+    max_train_rows: int | None,
+    ratings_path: str | None,
+    engine: str,
+    spark_master: str | None,
+    spark_conf: tuple[str, ...],
     fmt: str,
 ) -> None:
     from hybridrec.hybrid import HybridRecommender
     from hybridrec.mf import MatrixFactorization
     from hybridrec.models import model_dir
 
+    _local_engine_only(engine, spark_master, spark_conf, **{"--ratings": ratings_path})
+    if engine == "spark" and max_train_rows is not None:
+        raise HybridrecError("--max-train-rows applies to the local engine (Spark trains on all)")
+    if engine == "spark":
+        _train_hybrid_spark(
+            state, name, mf_name, kind, folds, notebook_style, cold_fraction, tune,
+            ratings_path, spark_master, spark_conf, fmt,
+        )  # fmt: skip
+        return
     ws = state.workspace()
     mf = state.load_model(mf_name)
     if not isinstance(mf, MatrixFactorization):
@@ -508,12 +628,85 @@ def train_hybrid(
         eval_fraction=params["eval_fraction"],
         seed=params["seed"],
         show_progress=state.show_progress,
+        max_train_rows=max_train_rows,
     )
     model.fit(ratings, ws.users(), ws.movies(), mf=mf if _same_data(mf, ratings) else None)
     path = model_dir(ws.models_dir, name)
     model.save(path)
     if not state.quiet:
         click.echo(f"saved model {name!r} to {path}", err=True)
+    _emit_mapping(model.metrics_, fmt, title=f"evaluation on the hold-out: {name}")
+
+
+def _train_hybrid_spark(
+    state: _State,
+    name: str,
+    mf_name: str,
+    kind: str,
+    folds: int,
+    notebook_style: bool,
+    cold_fraction: float,
+    tune: int | None,
+    ratings_path: str | None,
+    master: str | None,
+    conf_items: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """``train hybrid --engine spark``: features by Spark SQL, pyspark.ml regressor, saved as
+    a local hybrid model (docs/spark.md)."""
+    from hybridrec import artifacts
+    from hybridrec.mf import MatrixFactorization
+    from hybridrec.models import model_dir
+
+    if kind == "dnn":
+        raise HybridrecError("--kind dnn: not available with --engine spark (train it locally)")
+    if tune:
+        raise HybridrecError("--tune: not available with --engine spark")
+    conf = _spark_conf(conf_items)
+    _require_pyspark()
+    from hybridrec.spark import SparkHybridRecommender, session_scope
+    from hybridrec.spark._regress import data_fingerprint
+
+    ws = state.workspace()
+    mf = state.load_model(mf_name)
+    if not isinstance(mf, MatrixFactorization):
+        raise HybridrecError(f"--mf {mf_name!r} is not a matrix factorization model")
+    meta = artifacts.read_meta(model_dir(ws.models_dir, mf_name))
+    mf_params = dict(meta.get("engine", {}).get("params") or mf.get_params())
+    params = mf.get_params()
+    model = SparkHybridRecommender(
+        kind,
+        mf_params=mf_params,
+        leak_free=not notebook_style,
+        n_folds=folds,
+        cold_fraction=cold_fraction,
+        eval_fraction=params["eval_fraction"],
+        seed=params["seed"],
+    )
+    has_tables = ws.exists()
+    users = ws.users() if has_tables else None
+    movies = ws.movies() if has_tables else None
+    path = model_dir(ws.models_dir, name)
+    with (
+        session_scope(master, conf, quiet_logs=state.verbose < 2) as spark,
+        _working(state, f"training the {kind} hybrid on Spark"),
+    ):
+        if ratings_path is None:
+            ratings: Any = ws.ratings()
+            same = _same_data(mf, ratings)
+        else:
+            from hybridrec.spark import read_ratings
+
+            ratings = read_ratings(spark, ratings_path)
+            same = data_fingerprint(ratings) == mf.data_fingerprint_
+            if not same:
+                logging.getLogger(__name__).warning(
+                    "the MF was not trained on these ratings: refitting it on Spark"
+                )
+        model.fit(ratings, users, movies, mf=mf if same else None, spark=spark)
+        model.save(path)
+    if not state.quiet:
+        click.echo(f"saved model {name!r} to {path} (trained on Spark)", err=True)
     _emit_mapping(model.metrics_, fmt, title=f"evaluation on the hold-out: {name}")
 
 
@@ -597,21 +790,50 @@ def hybrid() -> None:
     help="rows: one row per (rating, genre), as the notebook; multi-hot: one row per rating.",
 )
 @click.option(
-    "--out", type=click.Path(dir_okay=False), help="Write to this Parquet file (streamed)."
+    "--out",
+    help="Write to this Parquet file (streamed); with --engine spark a Parquet folder or URI, "
+    "replaced if it exists.",
 )
 @click.option("--table", help="Or store as this workspace table.")
 @click.option(
     "--seed", type=int, default=42, show_default=True, help="Seed of the synthetic loyalty."
 )
+@click.option(
+    "--ratings",
+    "ratings_path",
+    default=None,
+    help="With --engine spark: ratings from this Parquet / CSV file or folder, MovieLens "
+    "layout or URI instead of the workspace's (movies and users still from the workspace).",
+)
+@_spark_engine_options(
+    "build it with Spark SQL, written by Spark to --out (a Parquet folder or URI)"
+)
 @click.pass_obj
 @_guarded
 def hybrid_dataset(
-    state: _State, mf_name: str, encoding: str, out: str | None, table: str | None, seed: int
+    state: _State,
+    mf_name: str,
+    encoding: str,
+    out: str | None,
+    table: str | None,
+    seed: int,
+    ratings_path: str | None,
+    engine: str,
+    spark_master: str | None,
+    spark_conf: tuple[str, ...],
 ) -> None:
     from hybridrec import artifacts
     from hybridrec.hybrid import hybrid_dataset_sql
     from hybridrec.models import model_dir
 
+    _local_engine_only(engine, spark_master, spark_conf, **{"--ratings": ratings_path})
+    if engine == "spark":
+        _hybrid_dataset_spark(
+            state, mf_name, encoding, out, table, seed, ratings_path, spark_master, spark_conf
+        )
+        return
+    if out is not None and Path(out).is_dir():
+        raise HybridrecError(f"--out {out} is a folder: give a .parquet file")
     if (out is None) == (table is None):
         raise HybridrecError("give exactly one of --out FILE.parquet or --table NAME")
     ws = state.workspace()
@@ -632,6 +854,72 @@ def hybrid_dataset(
         rows = ws.export_parquet(query, out) if out else ws.create_table(str(table), query)
     if not state.quiet:
         click.echo(f"hybrid dataset: {rows} rows -> {out or table}", err=True)
+
+
+def _hybrid_dataset_spark(
+    state: _State,
+    mf_name: str,
+    encoding: str,
+    out: str | None,
+    table: str | None,
+    seed: int,
+    ratings_path: str | None,
+    master: str | None,
+    conf_items: tuple[str, ...],
+) -> None:
+    """``hybrid dataset --engine spark``: hybridrec.spark.hybrid_dataset, written by Spark."""
+    from hybridrec import artifacts
+    from hybridrec.models import model_dir
+
+    if table is not None or out is None:
+        raise HybridrecError(
+            "with --engine spark give --out PATH (a Parquet folder or URI); --table is local"
+        )
+    conf = _spark_conf(conf_items)
+    ws = state.workspace()
+    path = model_dir(ws.models_dir, mf_name)
+    meta = artifacts.read_meta(path)
+    if meta.get("kind") != "matrix_factorization":
+        raise HybridrecError(f"--mf {mf_name!r} is not a matrix factorization model")
+    if not ws.exists():
+        raise HybridrecError("the Spark hybrid dataset needs the workspace's movies: load first")
+    _require_pyspark()
+    import pyarrow as pa
+
+    from hybridrec.spark import hybrid_dataset, read_ratings, session_scope
+
+    movies, users = ws.movies(), ws.users()
+    user_columns = [c for c in users.columns if c != "userId"]
+    with (
+        session_scope(master, conf, quiet_logs=state.verbose < 2) as spark,
+        _working(state, f"building the hybrid dataset on Spark -> {out}"),
+    ):
+
+        def to_spark(frame: pd.DataFrame) -> Any:
+            return spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
+
+        ratings = (
+            read_ratings(spark, ratings_path)
+            if ratings_path is not None
+            else to_spark(ws.ratings()[["userId", "movieId", "rating"]])
+        )
+        frame = hybrid_dataset(
+            spark,
+            path,
+            ratings,
+            to_spark(movies),
+            to_spark(users) if user_columns else None,
+            encoding=encoding,
+            seed=seed,
+        )
+        try:
+            frame.write.mode("overwrite").parquet(out)
+        except Exception as exc:  # Spark's write errors: path not writable, bad scheme...
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise HybridrecError(f"cannot write {out}: {first}") from None
+        rows = spark.read.parquet(out).count()
+    if not state.quiet:
+        click.echo(f"hybrid dataset: {rows} rows -> {out} (Spark)", err=True)
 
 
 @hybrid.command(
@@ -794,8 +1082,10 @@ def models_(state: _State, fmt: str) -> None:
 @click.option(
     "--ratings",
     "ratings_file",
-    type=click.Path(dir_okay=False),
-    help="A new user's ratings (CSV/Parquet: movieId, rating): fold-in, no retraining.",
+    type=click.Path(),
+    help="A new user's ratings (CSV/Parquet: movieId, rating): fold-in, no retraining. With "
+    "--all --engine spark: ratings (path or URI) whose pairs are excluded instead of the "
+    "model's seen pairs.",
 )
 @click.option("-n", "n", type=click.IntRange(min=1, max=100_000), default=10, show_default=True)
 @click.option("--genre", help="Only items of this genre.")
@@ -808,8 +1098,13 @@ def models_(state: _State, fmt: str) -> None:
     help="Ranking models order by relevance (default) or, as the notebook, by "
     "predicted rating; other models always order by predicted rating.",
 )
-@click.option("--out", type=click.Path(dir_okay=False), help="Parquet file for --all.")
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="Parquet file for --all (with --engine spark: a Parquet folder, path or URI).",
+)
 @format_option
+@_spark_engine_options("top-N for every user (--all) of a matrix factorization, on Spark")
 @click.pass_obj
 @_guarded
 def recommend(
@@ -826,15 +1121,39 @@ def recommend(
     rank_by: str | None,
     out: str | None,
     fmt: str,
+    engine: str,
+    spark_master: str | None,
+    spark_conf: tuple[str, ...],
 ) -> None:
+    if engine == "spark":
+        given = {"--user": user, "--item": item, "--genre": genre, "--where": predicate}
+        given["--rank-by"] = rank_by
+        _recommend_all_spark(
+            state,
+            name,
+            all_users,
+            given,
+            ratings_file,
+            n,
+            include_seen,
+            out,
+            spark_master,
+            spark_conf,
+        )
+        return
+    _local_engine_only(engine, spark_master, spark_conf)
     if sum(x is not None for x in (user, item, all_users or None, ratings_file)) != 1:
         raise HybridrecError("give exactly one of --user, --item, --all or --ratings")
+    if ratings_file is not None and Path(ratings_file).is_dir():
+        raise HybridrecError(f"--ratings {ratings_file} is a directory: give a CSV or Parquet file")
     model = state.load_model(name)
     if all_users:
         if out is None:
             raise HybridrecError(
                 "--all needs --out FILE.parquet (the result has a row per user and rank)"
             )
+        if Path(out).is_dir():
+            raise HybridrecError(f"--out {out} is a directory: give a .parquet file")
         rows = _write_batches(model.recommend_all(n, exclude_seen=not include_seen), out)
         if not state.quiet:
             click.echo(f"wrote {rows} recommendations to {out}", err=True)
@@ -863,6 +1182,66 @@ def recommend(
         elif rank_by == "relevance":
             raise HybridrecError(f"model {name!r} ranks by predicted rating only; train a ranker")
     _emit(model.recommend(user, n, **options), fmt)
+
+
+def _recommend_all_spark(
+    state: _State,
+    name: str,
+    all_users: bool,
+    given: dict[str, str | None],
+    ratings_path: str | None,
+    n: int,
+    include_seen: bool,
+    out: str | None,
+    master: str | None,
+    conf_items: tuple[str, ...],
+) -> None:
+    """``recommend --all --engine spark``: hybridrec.spark.recommend_all (docs/spark.md)."""
+    if not all_users:
+        raise HybridrecError(
+            "recommend --engine spark computes --all only; --user, --item and a new user's "
+            "--ratings run on the local engine (drop --engine spark)"
+        )
+    refused = [flag for flag, value in given.items() if value is not None]
+    if refused:
+        raise HybridrecError(f"{', '.join(refused)}: not available with --all --engine spark")
+    if include_seen and ratings_path is not None:
+        raise HybridrecError("--ratings names the pairs to exclude: not with --include-seen")
+    if out is None:
+        raise HybridrecError("--all needs --out PATH (a Parquet folder or URI Spark writes)")
+    conf = _spark_conf(conf_items)
+    path = _spark_mf_model(state, name, "recommend")
+    _require_pyspark()
+    from hybridrec.spark import recommend_all, session_scope, write_parquet
+
+    with (
+        session_scope(master, conf, quiet_logs=state.verbose < 2) as spark,
+        _working(state, f"top-{n} for every user on Spark -> {out}"),
+    ):
+        frame = recommend_all(spark, path, n, exclude_seen=not include_seen, seen=ratings_path)
+        rows = write_parquet(frame, out)
+    if not state.quiet:
+        click.echo(f"wrote {rows} recommendations to {out} (Spark)", err=True)
+
+
+def _spark_mf_model(state: _State, name: str, what: str) -> Path:
+    """The directory of the saved model ``name``, checked to be a matrix factorization (the
+    one kind the Spark engine scores) before Spark starts."""
+    from hybridrec import artifacts
+    from hybridrec.models import list_models, model_dir
+
+    root = state.models_root()
+    path = model_dir(root, name)
+    if not path.is_dir():
+        known = ", ".join(m["name"] for m in list_models(root)) or "none yet"
+        raise HybridrecError(f"no model named {name!r} (models: {known})")
+    kind = artifacts.read_meta(path).get("kind")
+    if kind != "matrix_factorization":
+        raise HybridrecError(
+            f"{what} --engine spark takes matrix factorization models only: {name!r} is a "
+            f"{kind!r} model, which runs on the local engine (drop --engine spark)"
+        )
+    return path
 
 
 def _write_batches(batches: Any, out: str) -> int:
@@ -928,27 +1307,66 @@ def predict(state: _State, name: str, pairs: str, out: str | None, fmt: str) -> 
 
 
 @main.command(
-    help="Show learned weights in BigQuery ML's ML.WEIGHTS shape."
+    help="Show learned weights in BigQuery ML's ML.WEIGHTS shape, or write them all to a file."
     + _examples(
         "hybridrec weights recommender_16 --user 903",
         "hybridrec weights recommender_16 --item 50 --format json",
+        "hybridrec weights recommender_16 --out weights.parquet",
     )
 )
 @click.argument("name")
 @click.option("--user", "users", multiple=True, help="Only this userId (repeatable).")
 @click.option("--item", "items", multiple=True, help="Only this movieId (repeatable).")
+@click.option(
+    "--out",
+    help="Write the rows to this .parquet file (factor_weights as a list of structs) or .csv "
+    "file instead of printing them.",
+)
 @format_option
 @click.pass_obj
 @_guarded
 def weights(
-    state: _State, name: str, users: tuple[str, ...], items: tuple[str, ...], fmt: str
+    state: _State,
+    name: str,
+    users: tuple[str, ...],
+    items: tuple[str, ...],
+    out: str | None,
+    fmt: str,
 ) -> None:
     model = state.load_model(name)
+    if out is not None:
+        table = model.weights_table(users=list(users) or None, items=list(items) or None)
+        _write_table_atomically(table, out)
+        if not state.quiet:
+            click.echo(f"{table.num_rows} rows -> {out}", err=True)
+        return
     frame = model.weights(users=list(users) or None, items=list(items) or None)
     if not users and not items and fmt == "table":
         frame = frame.head(20)
         click.echo(f"(first 20 of {len(model.weights())} rows; use --format csv for all)", err=True)
     _emit(frame, fmt, title=f"ML.WEIGHTS: {name}")
+
+
+def _write_table_atomically(table: Any, out: str) -> None:
+    """An Arrow table to ``out`` (.parquet, else CSV), written beside it and renamed into place."""
+    import pyarrow.parquet as pq
+
+    from hybridrec._output import render
+
+    target = Path(out)
+    if target.is_dir():
+        raise HybridrecError(f"--out {out} is a folder: give a file name")
+    if not target.parent.exists():
+        raise HybridrecError(f"--out {out}: folder {target.parent} does not exist")
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        if target.suffix.lower() == ".parquet":
+            pq.write_table(table, tmp)
+        else:  # CSV has no nested columns: factor_weights as the JSON `--format csv` prints
+            tmp.write_text(render(table.to_pandas(), "csv") + "\n")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @main.command(
@@ -972,14 +1390,31 @@ def weights(
     "NDCG, MAP, hit rate, coverage, novelty at k).",
 )
 @format_option
+@_spark_engine_options(
+    "regression metrics of a matrix factorization computed on Spark (no ranking metrics)"
+)
 @click.pass_obj
 @_guarded
-def evaluate(state: _State, name: str, data: str | None, k: int, ranking: bool, fmt: str) -> None:
+def evaluate(
+    state: _State,
+    name: str,
+    data: str | None,
+    k: int,
+    ranking: bool,
+    fmt: str,
+    engine: str,
+    spark_master: str | None,
+    spark_conf: tuple[str, ...],
+) -> None:
+    if engine == "spark":
+        _evaluate_spark(state, name, data, ranking, fmt, spark_master, spark_conf)
+        return
+    _local_engine_only(engine, spark_master, spark_conf)
     model = state.load_model(name)
     frame = None
     if data is not None:
         required = ("userId", "movieId", "rating")
-        if Path(data).exists() or "." in data or "/" in data:
+        if _is_data_file(data):
             from hybridrec.data._files import read_frame
 
             frame = read_frame(data, required=required)
@@ -989,6 +1424,53 @@ def evaluate(state: _State, name: str, data: str | None, k: int, ranking: bool, 
     if ranking:
         metrics = {key: value for key, value in metrics.items() if key.endswith(f"@{k}")}
     _emit_mapping(metrics, fmt, title=f"evaluation: {name}")
+
+
+def _is_data_file(data: str) -> bool:
+    """--data is a file, folder or URI (else the name of a workspace table)."""
+    return Path(data).exists() or "." in data or "/" in data
+
+
+def _evaluate_spark(
+    state: _State,
+    name: str,
+    data: str | None,
+    ranking: bool,
+    fmt: str,
+    master: str | None,
+    conf_items: tuple[str, ...],
+) -> None:
+    """``evaluate --engine spark``: hybridrec.spark.evaluate_saved_model (docs/spark.md)."""
+    if ranking:
+        raise HybridrecError(
+            "--ranking: ranking metrics are not computed with --engine spark; "
+            "run evaluate on the local engine for them"
+        )
+    conf = _spark_conf(conf_items)
+    path = _spark_mf_model(state, name, "evaluate")
+    table = None
+    if data is not None and not _is_data_file(data):
+        table = state.workspace().sql(f'SELECT userId, movieId, rating FROM "{data}"')
+    _require_pyspark()
+    import pyarrow as pa
+
+    from hybridrec.spark import evaluate_saved_model, session_scope
+
+    with (
+        session_scope(master, conf, quiet_logs=state.verbose < 2) as spark,
+        _working(state, "evaluating on Spark"),
+    ):
+        source: Any = data
+        if table is not None:
+            source = spark.createDataFrame(pa.Table.from_pandas(table, preserve_index=False))
+        metrics = evaluate_saved_model(spark, path, source)
+    _emit_mapping(metrics, fmt, title=f"evaluation: {name} (Spark)")
+    if not state.quiet:
+        click.echo(
+            "ranking metrics (@k) are not computed with --engine spark: run evaluate on the "
+            "local engine for them",
+            err=True,
+        )
 
 
 @main.command(

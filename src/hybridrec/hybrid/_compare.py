@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from hybridrec._errors import DataError
 from hybridrec.evaluate import ranking_metrics, regression_metrics
 from hybridrec.hybrid._features import ITEM_COL, RATING_COL, USER_COL
 from hybridrec.hybrid._model import HybridRecommender
@@ -30,6 +31,32 @@ def split_scenario(
         cold = rng.choice(ids, size=max(1, len(ids) // 10), replace=False)
         test = ratings[key].isin(cold).to_numpy()
     return ratings.loc[~test].reset_index(drop=True), ratings.loc[test].reset_index(drop=True)
+
+
+def partition_scenario(
+    ratings: pd.DataFrame, scenario: str, n_folds: int, seed: int
+) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
+    """``cold-user`` / ``cold-item`` as a partition: the users (items) are dealt into
+    ``n_folds`` random groups and fold ``f`` holds out every rating of group ``f`` (with
+    ``n_folds=10`` each fold is the "10 % held out entirely" protocol, and every user (item)
+    is cold exactly once). Yields ``(fold, train, test)``."""
+    if scenario not in ("cold-user", "cold-item"):
+        raise DataError(f"scenario must be cold-user or cold-item, got {scenario!r}")
+    key = USER_COL if scenario == "cold-user" else ITEM_COL
+    ids = np.sort(ratings[key].unique())
+    if n_folds < 2 or n_folds > ids.size:
+        raise DataError(
+            f"n_folds must be between 2 and the number of ids ({ids.size}), got {n_folds}"
+        )
+    group = pd.Series(np.random.default_rng(seed).permutation(ids.size) % n_folds, index=ids)
+    of_row = group.reindex(ratings[key].to_numpy()).to_numpy()
+    for fold in range(n_folds):
+        test = of_row == fold
+        yield (
+            fold,
+            ratings.loc[~test].reset_index(drop=True),
+            ratings.loc[test].reset_index(drop=True),
+        )
 
 
 class _GlobalMean:

@@ -23,9 +23,20 @@ _ID_LIKE = {USER_COL, ITEM_COL, "title", "imdbId", "tmdbId", "genres"}
 class AttributeEncoder:
     """Encodes an attribute table (users or items) into numeric columns.
 
-    Numeric columns pass through (missing values become the training mean); text columns are
-    one-hot encoded over their most frequent values; list columns (genres) become multi-hot;
-    ``zip`` codes are reduced to their first character (a US region).
+    Numeric columns pass through; text columns are one-hot encoded over their
+    ``MAX_CATEGORIES`` most frequent values; list columns (genres, or ``"A|B"`` strings in a
+    ``genres`` column) become multi-hot; ``zip`` codes are reduced to their first character (a
+    US region).
+
+    Fallbacks, the same at training and prediction time, never an error or a NaN:
+
+    - a missing number (NULL, NaN, or text that is not a number) becomes the training mean of
+      its column (0 when the whole column is missing);
+    - a missing text value, or a category not among the encoded ones (unseen in training, or
+      too rare), encodes as all zeros: "no category";
+    - missing genres (NULL rather than a list) encode as no genre;
+    - an id absent from the table (a user or item added after training, or a new user without
+      attributes) gets all of the above: the training means and all-zero one-hots.
     """
 
     key: str
@@ -50,10 +61,11 @@ class AttributeEncoder:
                 enc.multi_hot[col] = sorted(counts.index[:40].astype(str))
             elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
                 enc.numeric.append(col)
-                mean = pd.to_numeric(values, errors="coerce").mean()
-                enc.means[col] = float(mean) if np.isfinite(mean) else 0.0
+                finite = _numbers(values)
+                finite = finite[np.isfinite(finite)]
+                enc.means[col] = float(finite.mean()) if finite.size else 0.0
             else:
-                top = values.astype(str).value_counts().index[:MAX_CATEGORIES]
+                top = _text(values).value_counts().index[:MAX_CATEGORIES]
                 enc.categories[col] = sorted(top)
         enc.table = enc.transform(frame)
         return enc
@@ -72,14 +84,14 @@ class AttributeEncoder:
         frame = _prepare(frame.drop_duplicates(self.key))
         out: dict[str, np.ndarray] = {}
         for col in self.numeric:
-            if col in frame:
-                values = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
-            else:
-                values = np.full(len(frame), self.means[col])
+            missing = np.full(len(frame), self.means[col])
+            values = _numbers(frame[col]) if col in frame else missing
             out[f"{self.key}.{col}"] = np.where(np.isfinite(values), values, self.means[col])
         for col, cats in self.categories.items():
             values = (
-                frame[col].astype(str).to_numpy() if col in frame else np.array([""] * len(frame))
+                np.asarray(_text(frame[col]), dtype=object)
+                if col in frame
+                else np.full(len(frame), None, dtype=object)
             )
             for c in cats:
                 out[f"{self.key}.{col}={c}"] = (values == c).astype(np.float64)
@@ -128,11 +140,29 @@ class AttributeEncoder:
 
 
 def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """Derived attributes: zip → region (first character)."""
+    """Derived attributes: zip → region (first character); ``"A|B"`` genre strings → lists.
+    Missing values stay missing."""
     frame = frame.copy()
     if "zip" in frame.columns:
-        frame["zip"] = frame["zip"].astype(str).str[:1]
+        frame["zip"] = _text(frame["zip"]).str[:1]
+    if "genres" in frame.columns:
+        frame["genres"] = [
+            [x for x in g.split("|") if x] if isinstance(g, str) else g for g in frame["genres"]
+        ]
     return frame
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Values as text; missing ones (None, NaN, NA, empty text) stay missing (never "None")."""
+    out = values.astype(object).where(values.notna(), None)
+    out = out.map(lambda v: None if v is None else str(v).strip() or None)
+    return out.astype(object)
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """Values as float64, with NaN for missing or non-numeric ones (nullable dtypes included)."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    return np.asarray(pd.Series(numeric).to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def notebook_user_attributes(ratings: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -28,7 +28,12 @@ from hybridrec.hybrid._features import (
     notebook_user_attributes,
 )
 from hybridrec.hybrid._regressors import load_regressor, make_regressor, search_space
-from hybridrec.hybrid._stacking import BaseFeatures, out_of_fold_matrix
+from hybridrec.hybrid._stacking import (
+    BaseFeatures,
+    NewUserRidge,
+    new_user_matrix,
+    out_of_fold_matrix,
+)
 from hybridrec.mf import MatrixFactorization
 from hybridrec.mf._model import _ratings_arrays, _top_n
 from hybridrec.mf._wrapper import WrapsMatrixFactorization
@@ -51,6 +56,8 @@ DEFAULT_REGRESSOR_PARAMS: dict[str, dict[str, Any]] = {
 }
 MF_DIR = "mf"
 REGRESSOR_DIR = "regressor"
+# MatrixFactorization parameters that do not shape the fitted factors
+_MF_FIT_ONLY = ("eval_fraction", "show_progress")
 
 
 class HybridRecommender(WrapsMatrixFactorization):
@@ -76,6 +83,33 @@ class HybridRecommender(WrapsMatrixFactorization):
     items at prediction time get exactly those features; a new user with a few ratings is placed
     by MF fold-in (:meth:`recommend_new_user`).
 
+    New users with attributes (``new_user_model=True``, the default, when a real user table is
+    given): a user unknown to the MF but present in the user table, or a new user described
+    only by ``attributes``, is predicted by a dedicated ridge regression
+    (:class:`~hybridrec.hybrid._stacking.NewUserRidge`) over the item's rating statistics and
+    attributes, the user's attributes and user attribute × genre interactions. It is trained on
+    simulated new users: the training users are split into ``n_folds`` groups and each group's
+    ratings get features from an MF and item statistics fitted without any of that group's
+    ratings (so they look exactly like real cold starts); the penalty is chosen by
+    cross-validation over the groups. Known users are never routed to it, so warm predictions
+    are those of the main regressor. Users without attributes keep the main regressor's cold
+    rows.
+
+    Bad or missing side data (see :class:`~hybridrec.hybrid._features.AttributeEncoder`): a
+    missing number becomes the training mean, a missing or unseen category (a new occupation, a
+    new genre) encodes as all zeros, missing genres as no genre, and an id absent from the
+    attribute tables as all of these; predictions stay finite. The attribute tables are stored
+    with the model, so users or movies added to the workspace after training are cold starts.
+    Errors (:class:`~hybridrec.DataError` / :class:`~hybridrec.ModelError`, one line): an
+    attribute table without its id column or sharing no id with the ratings; an ``mf`` that is
+    not a fitted explicit MF, or whose factor width (or other hyper-parameters) differ from
+    ``mf_params``; a saved model whose ``mf/`` or regressor does not match its metadata (e.g.
+    a different number of factors).
+
+    Scale: with ``max_train_rows`` the regressor is trained on a seeded uniform sample of at most
+    that many training ratings (the MFs, out-of-fold ones included, and the behaviour
+    statistics still use every training rating; only the rows the regressor sees are sampled).
+
     A seeded ``eval_fraction`` of the ratings is held out exactly as
     :class:`~hybridrec.mf.MatrixFactorization` holds it out with the same ``seed``, so the two
     models' metrics compare directly.
@@ -95,6 +129,8 @@ class HybridRecommender(WrapsMatrixFactorization):
         eval_fraction: float = 0.2,
         seed: int = 42,
         show_progress: bool = False,
+        new_user_model: bool = True,
+        max_train_rows: int | None = None,
     ) -> None:
         self.kind = kind
         self.mf_params = mf_params
@@ -107,15 +143,52 @@ class HybridRecommender(WrapsMatrixFactorization):
         self.eval_fraction = eval_fraction
         self.seed = seed
         self.show_progress = show_progress
+        self.new_user_model = new_user_model
+        self.max_train_rows = max_train_rows
 
     def get_params(self) -> dict[str, Any]:
         return constructor_params(self)
 
     # ------------------------------------------------------------------ fitting
     def _make_mf(self) -> MatrixFactorization:
-        params = {k: v for k, v in (self.mf_params or {}).items() if k not in ("eval_fraction",)}
+        params = getattr(self, "mf_params_", None)
+        if params is None:
+            params = self.mf_params or {}
+        params = {k: v for k, v in params.items() if k not in _MF_FIT_ONLY}
         params.setdefault("seed", self.seed)
         return MatrixFactorization(**params, eval_fraction=0.0)
+
+    def _check_mf(self, mf: Any) -> dict[str, Any] | None:
+        """A given MF must be fitted and shaped like the out-of-fold MFs (``mf_params``): the
+        regressor learns from out-of-fold features and predicts from this MF's. Returns the
+        out-of-fold MFs' parameters when they must be taken from ``mf``."""
+        if not isinstance(mf, MatrixFactorization):
+            raise ModelError(
+                f"mf must be a fitted MatrixFactorization (explicit ratings), "
+                f"got {type(mf).__name__}"
+            )
+        mf._require_fitted()
+        if self.mf_params is None:
+            # documented fallback: the out-of-fold MFs copy the given MF's hyper-parameters
+            return mf.get_params()
+        wanted = self._make_mf().get_params()
+        width, asked = mf.user_factors_.shape[1], wanted["num_factors"]
+        if width != asked:
+            raise DataError(
+                f"mismatched factor widths: the given MF has {width} factors but mf_params "
+                f"asks for {asked}; pass the MF's own parameters (mf.get_params()) or refit it"
+            )
+        differ = [
+            k
+            for k, v in mf.get_params().items()
+            if k not in (*_MF_FIT_ONLY, "seed") and wanted.get(k, v) != v
+        ]
+        if differ:
+            raise DataError(
+                f"the given MF was fitted with other hyper-parameters than mf_params "
+                f"({', '.join(f'{k}={mf.get_params()[k]!r} vs {wanted[k]!r}' for k in differ)})"
+            )
+        return None
 
     def fit(
         self,
@@ -127,11 +200,20 @@ class HybridRecommender(WrapsMatrixFactorization):
     ) -> HybridRecommender:
         """Fit on ratings (``userId``, ``movieId``, ``rating``) with optional user and item
         attribute tables. ``mf``: an MF already fitted on exactly the training part (e.g. the
-        model named by ``hybridrec train hybrid --mf``), reused for prediction-time features."""
+        model named by ``hybridrec train hybrid --mf``), reused for prediction-time features;
+        the out-of-fold MFs use ``mf_params``, which must then describe the same model (when
+        ``mf_params`` is None they copy ``mf``'s hyper-parameters)."""
         if self.kind not in ("linear", "boosted", "dnn"):
             raise ValueError(f"kind must be linear, boosted or dnn, got {self.kind!r}")
         if self.leak_free and self.n_folds < 2:
             raise ValueError("n_folds must be at least 2 for leak-free training")
+        if self.max_train_rows is not None and self.max_train_rows < 100:
+            raise ValueError(f"max_train_rows must be at least 100, got {self.max_train_rows}")
+        self.mf_params_: dict[str, Any] | None = None  # the out-of-fold MFs' when not mf_params
+        if mf is not None:
+            self.mf_params_ = self._check_mf(mf)
+        _check_attribute_table(users, USER_COL, "users", ratings)
+        _check_attribute_table(items, ITEM_COL, "items", ratings)
         users_ext, items_ext, values = _ratings_arrays(ratings)
         rng = np.random.default_rng(self.seed)
         held_out = np.asarray(rng.random(values.shape[0]) < self.eval_fraction)
@@ -141,7 +223,9 @@ class HybridRecommender(WrapsMatrixFactorization):
         if len(train) == 0:
             raise DataError("no training ratings left after the eval split")
 
-        steps = 2 + (self.n_folds if self.leak_free else 0)
+        real_users = has_attributes(users, USER_COL)
+        fit_new_user = self.new_user_model and real_users
+        steps = 2 + (self.n_folds if self.leak_free else 0) + (self.n_folds if fit_new_user else 0)
         with progress_bar(f"hybrid {self.kind}", steps, show=self.show_progress) as bar:
             if mf is None:
                 mf = self._make_mf().fit(train, items=items)
@@ -156,6 +240,7 @@ class HybridRecommender(WrapsMatrixFactorization):
             cold_rng = np.random.default_rng([self.seed, 2])
             cold_users = cold_rng.random(len(train)) < self.cold_fraction
             cold_items = cold_rng.random(len(train)) < self.cold_fraction
+            rows = self._regressor_rows(len(train))
             t_users, t_items = train[USER_COL].to_numpy(), train[ITEM_COL].to_numpy()
             if self.leak_free:
                 base = out_of_fold_matrix(
@@ -166,13 +251,17 @@ class HybridRecommender(WrapsMatrixFactorization):
                     cold_users,
                     cold_items,
                     on_fold=lambda: bar.advance(1, "hybrid: out-of-fold MF"),
+                    rows=rows,
                 )
             else:
                 base = self.base_.matrix(
-                    t_users, t_items, cold_users=cold_users, cold_items=cold_items
+                    t_users[rows],
+                    t_items[rows],
+                    cold_users=cold_users[rows],
+                    cold_items=cold_items[rows],
                 )
-            x = np.hstack([base, self._side(t_users, t_items)]).astype(np.float32)
-            y = train[RATING_COL].to_numpy(np.float64)
+            x = np.hstack([base, self._side(t_users[rows], t_items[rows])]).astype(np.float32)
+            y = train[RATING_COL].to_numpy(np.float64)[rows]
             self.feature_names_ = [
                 *self.base_.columns,
                 *self.user_encoder_.columns,
@@ -181,7 +270,7 @@ class HybridRecommender(WrapsMatrixFactorization):
 
             val = (
                 np.random.default_rng([self.seed, 3]).random(len(train)) < self.validation_fraction
-            )
+            )[rows]
             bar.advance(0, f"hybrid: training {self.kind}")
             self.tuning_trials_: list[dict[str, Any]] = []
             params = {
@@ -202,9 +291,55 @@ class HybridRecommender(WrapsMatrixFactorization):
                 x[~val], y[~val], X_val=x[val], y_val=y[val], feature_names=self.feature_names_
             )
             bar.advance(1)
+            self.new_user_: NewUserRidge | None = None
+            if fit_new_user and self.user_encoder_.columns:
+                bar.advance(0, "hybrid: new-user model")
+                self.new_user_ = self._fit_new_user(
+                    train,
+                    train[RATING_COL].to_numpy(np.float64),
+                    lambda: bar.advance(1, "hybrid: new-user model"),
+                )
         self.rating_range_ = mf.rating_range_
         self.metrics_ = self.evaluate() if len(self.eval_set_) else {}
         return self
+
+    def _regressor_rows(self, n_train: int) -> np.ndarray:
+        """Which training rows the regressor is trained on: all, or a seeded sample of
+        ``max_train_rows`` (as a boolean mask, so the rows keep their order)."""
+        rows = np.ones(n_train, dtype=bool)
+        if self.max_train_rows is not None and n_train > self.max_train_rows:
+            rows[:] = False
+            chosen = np.random.default_rng([self.seed, 6]).choice(
+                n_train, self.max_train_rows, replace=False
+            )
+            rows[chosen] = True
+        return rows
+
+    def _fit_new_user(
+        self, train: pd.DataFrame, y: np.ndarray, on_fold: Any = None
+    ) -> NewUserRidge | None:
+        """The new-user ridge, trained on simulated new users (see the class docstring)."""
+        t_users, t_items = train[USER_COL].to_numpy(), train[ITEM_COL].to_numpy()
+        if np.unique(t_users).size < 2:
+            return None
+        base, group = new_user_matrix(
+            train, self._make_mf, max(self.n_folds, 2), self.seed, on_fold=on_fold
+        )
+        return NewUserRidge.fit(
+            base,
+            self.user_encoder_.lookup(t_users),
+            self.item_encoder_.lookup(t_items),
+            y,
+            group,
+            base_columns=self.base_.columns,
+            user_columns=self.user_encoder_.columns,
+            item_columns=self.item_encoder_.columns,
+            interact=[
+                f"{ITEM_COL}.{col}={c}"
+                for col, cats in self.item_encoder_.multi_hot.items()
+                for c in cats
+            ],
+        )
 
     def _validation_rmse(
         self, x: np.ndarray, y: np.ndarray, val: np.ndarray, params: dict[str, Any]
@@ -244,7 +379,43 @@ class HybridRecommender(WrapsMatrixFactorization):
         """Predicted ratings for aligned user and item ids; unknown ids are cold starts."""
         self._require_fitted()
         users_arr, items_arr = _coerce_ids(self.mf_, users, items)
-        return self._clip(self.regressor_.predict(self.features(users_arr, items_arr)))
+        return self._clip(self._scores(users_arr, items_arr))
+
+    def _scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Unclipped scores: the new-user model for users unknown to the MF with attributes in
+        the user table, the main regressor otherwise."""
+        return self._route(self.features(users, items), self._new_user_mask(users))
+
+    def _new_user_mask(self, users: np.ndarray) -> np.ndarray:
+        table = self.user_encoder_.table
+        if getattr(self, "new_user_", None) is None or table is None or len(users) == 0:
+            return np.zeros(len(users), dtype=bool)
+        unknown = self.mf_.user_vocab_.index_of(users) < 0
+        if not unknown.any():
+            return unknown
+        return unknown & pd.Series(users, dtype=object).isin(table.index).to_numpy()
+
+    def _route(self, x: np.ndarray, new_user: np.ndarray) -> np.ndarray:
+        scores = np.empty(len(x), dtype=np.float64)
+        main = ~new_user
+        if main.any():
+            scores[main] = self.regressor_.predict(x[main])
+        if new_user.any():
+            scores[new_user] = self._new_user_scores(x[new_user])
+        return scores
+
+    def _new_user_scores(self, x: np.ndarray) -> np.ndarray:
+        """The new-user model on rows laid out like :meth:`features`."""
+        assert self.new_user_ is not None
+        x = np.asarray(x, dtype=np.float64)
+        n_base, n_user = len(self.base_.columns), len(self.user_encoder_.columns)
+        return self.new_user_.predict(
+            x[:, :n_base],
+            self.base_.columns,
+            x[:, n_base : n_base + n_user],
+            x[:, n_base + n_user :],
+            self.item_encoder_.columns,
+        )
 
     def predict_frame(self, pairs: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in (USER_COL, ITEM_COL) if c not in pairs.columns]
@@ -270,7 +441,8 @@ class HybridRecommender(WrapsMatrixFactorization):
         exclude_seen: bool = True,
     ) -> pd.DataFrame:
         """Top-``n`` items for a user by the hybrid's predicted rating (``movieId``, [``title``,]
-        ``predicted_rating``). An unknown user is a cold start (attributes unknown too)."""
+        ``predicted_rating``). An unknown user is a cold start: the new-user model when the user
+        table has the user's attributes, else the main regressor's cold rows."""
         self._require_fitted()
         mf = self.mf_
         allowed = mf._candidate_mask(genre, candidates)
@@ -281,7 +453,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         user_ids = np.full(items.size, user if u < 0 else mf.user_vocab_.ids[u], dtype=object)
         if u >= 0:
             user_ids = user_ids.astype(mf.user_vocab_.ids.dtype)
-        scores = self.regressor_.predict(self.features(user_ids, mf.item_vocab_.ids[items]))
+        scores = self._scores(user_ids, mf.item_vocab_.ids[items])
         return self._top_frame(items, scores, n)
 
     def recommend_new_user(
@@ -295,7 +467,9 @@ class HybridRecommender(WrapsMatrixFactorization):
         exclude_seen: bool = True,
     ) -> pd.DataFrame:
         """Top-``n`` items for a user who is not in the model: MF fold-in from a few ratings
-        (optional) and the user's attributes (optional, e.g. ``{"age": 30, "gender": "F"}``)."""
+        (optional) and the user's attributes (optional, e.g. ``{"age": 30, "gender": "F"}``).
+        With attributes and no ratings the scores come from the new-user model (when fitted);
+        with ratings, from the main regressor over the folded-in user."""
         self._require_fitted()
         mf = self.mf_
         allowed = mf._candidate_mask(genre, candidates)
@@ -305,7 +479,9 @@ class HybridRecommender(WrapsMatrixFactorization):
             rated = mf.item_vocab_.index_of(np.asarray(list(_as_rating_dict(ratings))))
             keep = ~np.isin(items, rated[rated >= 0])
             items, x = items[keep], x[keep]
-        return self._top_frame(items, self.regressor_.predict(x), n)
+        no_ratings = ratings is None or not len(_as_rating_dict(ratings))
+        use_new_user = bool(attributes) and no_ratings and self.new_user_ is not None
+        return self._top_frame(items, self._route(x, np.full(len(x), use_new_user)), n)
 
     def _new_user_features(
         self,
@@ -398,18 +574,27 @@ class HybridRecommender(WrapsMatrixFactorization):
     # ------------------------------------------------------------------ inspecting
     def explain(self, user: Any, item: Any, top: int = 10) -> pd.DataFrame:
         """Feature contributions to one prediction (like ``ML.EXPLAIN_PREDICT``): ``feature``,
-        ``value``, ``contribution``, largest magnitude first, plus the ``baseline`` row."""
+        ``value``, ``contribution``, largest magnitude first, plus the ``baseline`` row. For an
+        unknown user with attributes, the new-user model's terms (it makes the prediction)."""
         self._require_fitted()
         users_arr, items_arr = _coerce_ids(self.mf_, [user], [item])
         x = self.features(users_arr, items_arr)
-        contrib = self.regressor_.contributions(x)[0]
-        frame = pd.DataFrame(
-            {
-                "feature": self.feature_names_,
-                "value": x[0].astype(np.float64),
-                "contribution": contrib[:-1],
-            }
-        )
+        if self._new_user_mask(users_arr).any():
+            # an unknown user with attributes: the new-user model's terms
+            assert self.new_user_ is not None
+            x64 = x.astype(np.float64)
+            n_base, n_user = len(self.base_.columns), len(self.user_encoder_.columns)
+            names, values, contrib = self.new_user_.contributions(
+                x64[:, :n_base],
+                self.base_.columns,
+                x64[:, n_base : n_base + n_user],
+                x64[:, n_base + n_user :],
+                self.item_encoder_.columns,
+            )
+        else:
+            names, values = self.feature_names_, x[0].astype(np.float64)
+            contrib = self.regressor_.contributions(x)[0]
+        frame = pd.DataFrame({"feature": names, "value": values, "contribution": contrib[:-1]})
         frame = frame.reindex(frame["contribution"].abs().sort_values(ascending=False).index).head(
             top
         )
@@ -501,9 +686,14 @@ class HybridRecommender(WrapsMatrixFactorization):
                 tables["user_attributes"] = self.user_encoder_.table_arrow()
             if self.item_encoder_.table is not None:
                 tables["item_attributes"] = self.item_encoder_.table_arrow()
+            params = self.get_params()
+            # kept out of "params" so that releases without the new-user model still load it
+            new_user_model = params.pop("new_user_model")
             meta = {
                 "kind": KIND,
-                "params": self.get_params(),
+                "params": params,
+                "new_user_model": new_user_model,
+                "new_user": None if self.new_user_ is None else self.new_user_.to_meta(),
                 "regressor": {"kind": self.kind, **regressor_meta},
                 "feature_names": self.feature_names_,
                 "user_encoder": self.user_encoder_.to_meta(),
@@ -513,6 +703,8 @@ class HybridRecommender(WrapsMatrixFactorization):
                     self.base_.item_stats.global_mean,
                 ],
                 "rating_range": list(self.rating_range_),
+                "mf_num_factors": int(self.mf_.user_factors_.shape[1]),
+                "mf_fingerprint": getattr(self.mf_, "data_fingerprint_", None),
                 "metrics": self.metrics_,
                 "tuning_trials": self.tuning_trials_,
                 "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -531,7 +723,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         if meta.get("kind") != KIND:
             raise ModelError(f"model at {path} is a {meta.get('kind')!r}, not a {KIND} model")
         path = Path(path)
-        model = cls(**meta["params"])
+        model = cls(**meta["params"], new_user_model=bool(meta.get("new_user_model", True)))
         mf = MatrixFactorization.load(path / MF_DIR)
         g_user, g_item = meta["stats_global_mean"]
         model.base_ = BaseFeatures(
@@ -548,12 +740,80 @@ class HybridRecommender(WrapsMatrixFactorization):
         model.items_meta_ = mf.items_meta_
         model.feature_names_ = list(meta["feature_names"])
         model.regressor_ = load_regressor(path / REGRESSOR_DIR, meta["regressor"])
+        new_user = meta.get("new_user")
+        try:
+            model.new_user_ = None if not new_user else NewUserRidge.from_meta(new_user)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: meta.json has a malformed new-user model ({exc})") from None
+        _check_loaded(model, meta, path)
         low, high = meta["rating_range"]
         model.rating_range_ = (float(low), float(high))
         model.metrics_ = dict(meta.get("metrics", {}))
         model.tuning_trials_ = list(meta.get("tuning_trials", []))
         model.eval_set_ = artifacts.read_table(path, "eval").to_pandas()
         return model
+
+
+def _check_attribute_table(
+    frame: pd.DataFrame | None, key: str, name: str, ratings: pd.DataFrame
+) -> None:
+    """An attribute table that cannot be joined to the ratings is a mistake, not "no data"."""
+    if frame is None or len(frame) == 0:
+        return
+    if key not in frame.columns:
+        raise DataError(
+            f"the {name} table has no {key} column (columns: {', '.join(map(str, frame.columns))})"
+        )
+    if key in ratings.columns and not frame[key].isin(ratings[key].unique()).any():
+        raise DataError(
+            f"no {key} of the {name} table appears in the ratings (types {frame[key].dtype} "
+            f"vs {ratings[key].dtype}?): its attributes would never be used"
+        )
+
+
+def _check_loaded(model: HybridRecommender, meta: dict[str, Any], path: Path) -> None:
+    """The parts of a saved hybrid model must fit together: the MF under ``mf/`` is the one
+    the regressor was trained with, and the feature rows are as wide as the regressor's."""
+    mf = model.mf_
+    width, saved = int(mf.user_factors_.shape[1]), meta.get("mf_num_factors")
+    if saved is not None and int(saved) != width:
+        raise ModelError(
+            f"{path}: mismatched factor widths: the hybrid was trained with a {saved}-factor MF "
+            f"but {MF_DIR}/ holds a {width}-factor MF; retrain the hybrid"
+        )
+    fingerprint = meta.get("mf_fingerprint")
+    if fingerprint is not None and fingerprint != getattr(mf, "data_fingerprint_", fingerprint):
+        raise ModelError(
+            f"{path}: {MF_DIR}/ holds another MF than the one the hybrid was trained with "
+            f"(different training data); retrain the hybrid"
+        )
+    for enc, table in (
+        (model.user_encoder_, "user_attributes"),
+        (model.item_encoder_, "item_attributes"),
+    ):
+        if enc.columns and enc.table is None:
+            raise ModelError(f"model at {path} is incomplete: {table}.parquet is missing")
+    built = len(model.base_.columns) + len(model.user_encoder_.columns)
+    built += len(model.item_encoder_.columns)
+    expected = getattr(model.regressor_, "n_features_", len(model.feature_names_))
+    if not built == len(model.feature_names_) == expected:
+        raise ModelError(
+            f"{path}: mismatched feature widths: the side tables build {built} features, "
+            f"meta.json names {len(model.feature_names_)}, the regressor expects {expected}"
+        )
+    new_user = model.new_user_
+    if new_user is not None and (
+        new_user.user_columns != model.user_encoder_.columns
+        or new_user.item_columns != model.item_encoder_.columns
+        or not set(new_user.base_columns) <= set(model.base_.columns)
+        or not set(new_user.interact) <= set(new_user.item_columns)
+        or not new_user.n_features == new_user.coef.size == new_user.mean.size
+    ):
+        raise ModelError(
+            f"{path}: the new-user model does not match the side tables "
+            f"({new_user.coef.size} coefficients for {new_user.n_features} features); "
+            f"retrain the hybrid"
+        )
 
 
 def _stats(table: pa.Table, key: str, global_mean: float) -> RatingStats:

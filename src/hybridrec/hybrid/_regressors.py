@@ -40,6 +40,7 @@ __all__ = [
     "DnnRegressor",
     "LinearRegressor",
     "Regressor",
+    "TreeEnsembleRegressor",
     "load_regressor",
     "make_regressor",
     "search_space",
@@ -288,6 +289,27 @@ class LinearRegressor:
             self._feature_names = names
         return self
 
+    @classmethod
+    def from_moments(
+        cls,
+        n: int,
+        mean: np.ndarray,
+        comoment: np.ndarray,
+        *,
+        l2_reg: float = 1e-3,
+        standardize: bool = True,
+        feature_names: Sequence[str] = (),
+    ) -> Self:
+        """Solve from moments accumulated elsewhere: ``n`` rows, the means of ``[x, y]`` and
+        their centred cross-product matrix (the state ``partial_fit`` keeps)."""
+        model = cls(l2_reg=l2_reg, standardize=standardize)
+        d = np.asarray(mean).shape[0] - 1
+        model._n = int(n)
+        model._mean = np.asarray(mean, dtype=np.float64)
+        model._comoment = np.asarray(comoment, dtype=np.float64)
+        model._feature_names = _names(feature_names, d) if feature_names else None
+        return model.finalize()
+
     def finalize(self) -> Self:
         """Solve the accumulated normal equations; later batches may be added and re-solved."""
         if self._mean is None or self._comoment is None or self._n == 0:
@@ -323,6 +345,37 @@ class LinearRegressor:
         self.feature_names_: list[str] = list(self._feature_names or _names((), d))
         log.debug("linear regressor: n=%d, d=%d, l2_reg=%g", self._n, d, self.l2_reg)
         return self
+
+    @classmethod
+    def from_coefficients(
+        cls,
+        coef: np.ndarray,
+        intercept: float,
+        *,
+        mean: np.ndarray,
+        scale: np.ndarray,
+        y_mean: float,
+        n_samples: int,
+        feature_names: Sequence[str] = (),
+        l2_reg: float = 1e-3,
+        standardize: bool = True,
+    ) -> Self:
+        """A fitted regressor from coefficients solved elsewhere (e.g. Spark's
+        ``LinearRegression``): ``mean``/``scale`` are the training features' means and
+        (population) standard deviations, used by ``contributions`` and ``feature_importance``."""
+        model = cls(l2_reg=l2_reg, standardize=standardize)
+        model.coef_ = np.asarray(coef, dtype=np.float64)
+        d = model.coef_.shape[0]
+        model.mean_ = np.asarray(mean, dtype=np.float64)
+        model.scale_ = np.asarray(scale, dtype=np.float64)
+        if model.mean_.shape != (d,) or model.scale_.shape != (d,):
+            raise DataError(f"mean and scale must have {d} values, like the coefficients")
+        model.intercept_ = float(intercept)
+        model.y_mean_ = float(y_mean)
+        model.n_samples_ = int(n_samples)
+        model.n_features_ = d
+        model.feature_names_ = _names(feature_names, d)
+        return model
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "coef_"):
@@ -912,16 +965,197 @@ def _column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------
+# imported tree ensembles
+
+
+class TreeEnsembleRegressor:
+    """A sum of weighted regression trees trained elsewhere (e.g. Spark's ``GBTRegressor``),
+    evaluated with NumPy: ``ŷ = Σ_t w_t tree_t(x)``; a row goes left when
+    ``x[feature] <= threshold``.
+
+    Trees are flat arrays in one table (``feature`` −1 at leaves, ``threshold``, ``left``,
+    ``right`` as node numbers within the tree, ``value``: the leaf value, and at internal nodes
+    the cover-weighted mean of its leaves) with per-tree ``offsets`` and ``weights``.
+    ``contributions`` follow each row's path (Saabas): a split's feature gets the change of node
+    value it causes, the bias column is ``Σ_t w_t value(root_t)``; rows sum to the prediction
+    exactly. ``feature_importance`` is given at import (Spark's ``featureImportances``).
+    It cannot be trained locally (``fit`` refuses); it is saved as ``.npz``.
+    """
+
+    kind = "tree_ensemble"
+    feature_: np.ndarray
+    threshold_: np.ndarray
+    left_: np.ndarray
+    right_: np.ndarray
+    value_: np.ndarray
+    offsets_: np.ndarray
+    weights_: np.ndarray
+    importance_: np.ndarray
+    n_features_: int
+    feature_names_: list[str]
+
+    def __init__(self, source: str = "") -> None:
+        self.source = source
+
+    def get_params(self) -> dict[str, Any]:
+        return constructor_params(self)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        value: np.ndarray,
+        offsets: np.ndarray,
+        weights: np.ndarray,
+        importance: np.ndarray,
+        feature_names: Sequence[str],
+        source: str = "",
+    ) -> Self:
+        model = cls(source=source)
+        model.feature_ = np.asarray(feature, dtype=np.int32)
+        model.threshold_ = np.asarray(threshold, dtype=np.float64)
+        model.left_ = np.asarray(left, dtype=np.int32)
+        model.right_ = np.asarray(right, dtype=np.int32)
+        model.value_ = np.asarray(value, dtype=np.float64)
+        model.offsets_ = np.asarray(offsets, dtype=np.int64)
+        model.weights_ = np.asarray(weights, dtype=np.float64)
+        model.importance_ = np.asarray(importance, dtype=np.float64)
+        model.n_features_ = int(model.importance_.shape[0])
+        model.feature_names_ = _names(feature_names, model.n_features_)
+        n_nodes = model.feature_.shape[0]
+        if model.offsets_.shape != (model.weights_.shape[0] + 1,) or model.offsets_[-1] != n_nodes:
+            raise ModelError("tree ensemble: offsets and weights do not match the node table")
+        if model.feature_.max(initial=-1) >= model.n_features_:
+            raise ModelError("tree ensemble: a split uses a feature the model does not have")
+        return model
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        X_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        feature_names: Sequence[str] = (),
+    ) -> Self:
+        raise ModelError("a tree ensemble is imported (e.g. from Spark), not trained locally")
+
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "feature_"):
+            raise ModelError("the tree ensemble is empty")
+
+    def _walk(self, X: np.ndarray, contributions: np.ndarray | None) -> np.ndarray:
+        out = np.zeros(X.shape[0])
+        rows = np.arange(X.shape[0])
+        for t, weight in enumerate(self.weights_):
+            lo, hi = int(self.offsets_[t]), int(self.offsets_[t + 1])
+            feature, threshold = self.feature_[lo:hi], self.threshold_[lo:hi]
+            left, right, value = self.left_[lo:hi], self.right_[lo:hi], self.value_[lo:hi]
+            node = np.zeros(X.shape[0], dtype=np.int64)
+            if contributions is not None:
+                contributions[:, -1] += weight * value[0]
+            for _ in range(hi - lo):
+                f = feature[node]
+                inner = f >= 0
+                if not inner.any():
+                    break
+                x = X[rows[inner], f[inner]]
+                here = node[inner]
+                nxt = np.where(x <= threshold[here], left[here], right[here])
+                if contributions is not None:
+                    np.add.at(
+                        contributions,
+                        (rows[inner], f[inner]),
+                        weight * (value[nxt] - value[here]),
+                    )
+                node[inner] = nxt
+            out += weight * value[node]
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._require_fitted()
+        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
+        out = np.empty(X.shape[0])
+        for start in range(0, X.shape[0], _CHUNK_ROWS):
+            block = np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64)
+            out[start : start + _CHUNK_ROWS] = self._walk(block, None)
+        return out
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        self._require_fitted()
+        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
+        out = np.zeros((X.shape[0], self.n_features_ + 1))
+        self._walk(np.asarray(X, dtype=np.float64), out)
+        return out
+
+    def feature_importance(self) -> dict[str, float]:
+        self._require_fitted()
+        return {n: float(v) for n, v in zip(self.feature_names_, self.importance_, strict=True)}
+
+    _FILE = "regressor_trees.npz"
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        self._require_fitted()
+        np.savez(
+            Path(directory) / self._FILE,
+            feature=self.feature_,
+            threshold=self.threshold_,
+            left=self.left_,
+            right=self.right_,
+            value=self.value_,
+            offsets=self.offsets_,
+            weights=self.weights_,
+            importance=self.importance_,
+        )
+        return {
+            "kind": self.kind,
+            "regressor_format": _FORMAT,
+            "params": self.get_params(),
+            "feature_names": self.feature_names_,
+            "n_trees": int(self.weights_.shape[0]),
+            "files": [self._FILE],
+        }
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any]) -> Self:
+        _check_meta(meta, cls.kind, directory)
+        arrays = _load_npz(_require_file(directory, cls._FILE))
+        return cls.from_arrays(
+            feature=arrays["feature"],
+            threshold=arrays["threshold"],
+            left=arrays["left"],
+            right=arrays["right"],
+            value=arrays["value"],
+            offsets=arrays["offsets"],
+            weights=arrays["weights"],
+            importance=arrays["importance"],
+            feature_names=list(meta["feature_names"]),
+            source=str(meta["params"].get("source", "")),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
 # factory and tuning
 
-_CLASSES: dict[str, type[LinearRegressor] | type[BoostedRegressor] | type[DnnRegressor]] = {
+_RegressorClass = (
+    type[LinearRegressor]
+    | type[BoostedRegressor]
+    | type[DnnRegressor]
+    | type[TreeEnsembleRegressor]
+)
+_CLASSES: dict[str, _RegressorClass] = {
     "linear": LinearRegressor,
     "boosted": BoostedRegressor,
     "dnn": DnnRegressor,
+    "tree_ensemble": TreeEnsembleRegressor,  # imported (Spark's GBT), not trained locally
 }
 
 
-def _class_for(kind: str) -> type[LinearRegressor] | type[BoostedRegressor] | type[DnnRegressor]:
+def _class_for(kind: str) -> _RegressorClass:
     try:
         return _CLASSES[kind]
     except KeyError:

@@ -9,8 +9,9 @@ come from the MF fitted on all training ratings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,25 +88,275 @@ def out_of_fold_matrix(
     cold_users: np.ndarray,
     cold_items: np.ndarray,
     on_fold: Callable[[], None] | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Base-feature rows for every training rating, each from models fitted without its fold."""
+    """Base-feature rows for every training rating (or the ``rows`` mask's, in order), each
+    from models fitted without its fold (on all the other folds' ratings, sampled or not)."""
     folds = np.random.default_rng([seed, 1]).permutation(len(train)) % n_folds
     users = train[USER_COL].to_numpy()
     items = train[ITEM_COL].to_numpy()
+    wanted = np.ones(len(train), dtype=bool) if rows is None else rows
+    position = np.cumsum(wanted) - 1  # row of a wanted rating in the output
     out: np.ndarray | None = None
     for fold in range(n_folds):
         inside = folds == fold
         base = BaseFeatures.fit(train.loc[~inside], make_mf)
+        pick = inside & wanted
         block = base.matrix(
-            users[inside],
-            items[inside],
-            cold_users=cold_users[inside],
-            cold_items=cold_items[inside],
+            users[pick],
+            items[pick],
+            cold_users=cold_users[pick],
+            cold_items=cold_items[pick],
         )
         if out is None:
-            out = np.empty((len(train), block.shape[1]))
-        out[inside] = block
+            out = np.empty((int(wanted.sum()), block.shape[1]))
+        out[position[pick]] = block
         if on_fold is not None:
             on_fold()
     assert out is not None
     return out
+
+
+def new_user_matrix(
+    train: pd.DataFrame,
+    make_mf: Callable[[], MatrixFactorization],
+    n_folds: int,
+    seed: int,
+    on_fold: Callable[[], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Base-feature rows for every training rating as if its user were new (simulated new
+    users): the *users* are split into ``n_folds`` groups and each group's ratings get the
+    cold-user rows (:meth:`BaseFeatures.matrix` with every row flagged cold) of an MF and item
+    statistics fitted without any rating of that group, so nothing the features are built from
+    has seen those users. Returns the rows and each row's user group."""
+    users = train[USER_COL].to_numpy()
+    items = train[ITEM_COL].to_numpy()
+    unique = np.unique(users)
+    groups = np.random.default_rng([seed, 4]).permutation(unique.size) % n_folds
+    group = groups[np.searchsorted(unique, users)]
+    out: np.ndarray | None = None
+    for fold in range(n_folds):
+        inside = group == fold
+        if not inside.any() or inside.all():
+            continue
+        base = BaseFeatures.fit(train.loc[~inside], make_mf)
+        block = base.matrix(users[inside], items[inside], cold_users=np.ones(inside.sum(), bool))
+        if out is None:
+            out = np.zeros((len(train), block.shape[1]))
+        out[inside] = block
+        if on_fold is not None:
+            on_fold()
+    if out is None:
+        raise ValueError("new-user training needs at least two users")
+    return out, group
+
+
+# The base columns a new user's row carries information in (the user-side ones are constants).
+NEW_USER_BASE = (
+    "mf.prediction",
+    "mf.item_intercept",
+    "mf.known_item",
+    "item.n_log",
+    "item.mean",
+    "item.std",
+)
+# Ridge penalties tried, per training row, on the standardised columns: one for the attributes'
+# main effects, one for the attribute × genre interactions (the item's rating statistics and the
+# intercept are not penalised). Each pair is scored by cross-validation over the
+# simulated-new-user groups; the largest all but switch the attributes off.
+NEW_USER_PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+_BASE_PENALTY = 1e-4
+_CHUNK = 20_000
+
+
+@dataclass
+class NewUserRidge:
+    """The dedicated new-user model: a ridge regression over what is known of a user who has
+    no ratings (the user's attributes) and of the item (its rating statistics from the MF
+    training data, its attributes), plus every user attribute × item multi-hot (genre)
+    interaction. Trained on simulated new users (:func:`new_user_matrix`)."""
+
+    base_columns: list[str]  # names of the base-feature columns used
+    user_columns: list[str]
+    item_columns: list[str]
+    interact: list[str]  # item columns crossed with every user column
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    penalty: float  # on the attributes' main effects
+    interaction_penalty: float
+    cv_rmse: dict[str, float]
+
+    @staticmethod
+    def _design(
+        base: np.ndarray, user_attr: np.ndarray, item_attr: np.ndarray, crossed: np.ndarray
+    ) -> np.ndarray:
+        inter = (user_attr[:, :, None] * crossed[:, None, :]).reshape(len(base), -1)
+        return np.hstack([base, user_attr, item_attr, inter])
+
+    @classmethod
+    def fit(
+        cls,
+        base: np.ndarray,
+        user_attr: np.ndarray,
+        item_attr: np.ndarray,
+        y: np.ndarray,
+        group: np.ndarray,
+        *,
+        base_columns: Sequence[str],
+        user_columns: Sequence[str],
+        item_columns: Sequence[str],
+        interact: Sequence[str],
+    ) -> NewUserRidge:
+        """``base``: rows of :func:`new_user_matrix` (all base columns); ``group``: each row's
+        user group, for choosing the penalty by leave-one-group-out cross-validation."""
+        b_idx = [list(base_columns).index(c) for c in NEW_USER_BASE]
+        x_idx = [list(item_columns).index(c) for c in interact]
+        n = len(y)
+
+        def chunks() -> Any:
+            for start in range(0, n, _CHUNK):
+                sl = slice(start, start + _CHUNK)
+                yield (
+                    sl,
+                    cls._design(
+                        base[sl][:, b_idx], user_attr[sl], item_attr[sl], item_attr[sl][:, x_idx]
+                    ),
+                )
+
+        total = sq = None
+        for _, x in chunks():
+            total = x.sum(0) if total is None else total + x.sum(0)
+            sq = (x**2).sum(0) if sq is None else sq + (x**2).sum(0)
+        assert total is not None and sq is not None
+        mean = total / n
+        scale = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
+        scale[scale < 1e-9] = 1.0
+        labels = np.unique(group)
+        p = mean.size + 1
+        xtx = np.zeros((labels.size, p, p))
+        xty = np.zeros((labels.size, p))
+        yty = np.zeros(labels.size)
+        counts = np.zeros(labels.size)
+        pos = np.searchsorted(labels, group)
+        for sl, x in chunks():
+            z = np.column_stack([(x - mean) / scale, np.ones(len(x))])
+            for g in np.unique(pos[sl]):
+                rows = pos[sl] == g
+                zg, yg = z[rows], y[sl][rows]
+                xtx[g] += zg.T @ zg
+                xty[g] += zg.T @ yg
+                yty[g] += yg @ yg
+                counts[g] += rows.sum()
+        # the intercept is not penalised, the item's rating statistics barely (they are few,
+        # well determined, but collinear: for a new user the MF prediction is μ + b_i)
+        main = np.zeros(p)
+        main[len(b_idx) : len(b_idx) + len(user_columns) + len(item_columns)] = 1.0
+        crossed = np.zeros(p)
+        crossed[len(b_idx) + len(user_columns) + len(item_columns) : p - 1] = 1.0
+        base = np.zeros(p)
+        base[: len(b_idx)] = 1.0
+
+        def penalties(pair: tuple[float, float], rows: float) -> np.ndarray:
+            return np.diag(rows * (pair[0] * main + pair[1] * crossed + _BASE_PENALTY * base))
+
+        pairs = [(a, b) for a in NEW_USER_PENALTIES for b in NEW_USER_PENALTIES]
+        cv: dict[str, float] = {}
+        for pair in pairs if labels.size >= 2 else []:
+            sse = 0.0
+            for g in range(labels.size):
+                a = xtx.sum(0) - xtx[g]
+                w = np.linalg.solve(a + penalties(pair, n - counts[g]), xty.sum(0) - xty[g])
+                sse += float(yty[g] - 2 * w @ xty[g] + w @ xtx[g] @ w)
+            cv[f"{pair[0]:g},{pair[1]:g}"] = float(np.sqrt(max(sse, 0.0) / n))
+        best = min(pairs, key=lambda q: cv[f"{q[0]:g},{q[1]:g}"]) if cv else (1.0, 1.0)
+        w = np.linalg.solve(xtx.sum(0) + penalties(best, n), xty.sum(0))
+        return cls(
+            base_columns=list(NEW_USER_BASE),
+            user_columns=list(user_columns),
+            item_columns=list(item_columns),
+            interact=list(interact),
+            mean=mean,
+            scale=scale,
+            coef=w[:-1],
+            intercept=float(w[-1]),
+            penalty=float(best[0]),
+            interaction_penalty=float(best[1]),
+            cv_rmse=cv,
+        )
+
+    def predict(
+        self,
+        base: np.ndarray,
+        base_columns: Sequence[str],
+        user_attr: np.ndarray,
+        item_attr: np.ndarray,
+        item_columns: Sequence[str],
+    ) -> np.ndarray:
+        """Predicted ratings (unclipped) for rows of base features (all ``base_columns``) and
+        encoded user and item attributes."""
+        b_idx = [list(base_columns).index(c) for c in self.base_columns]
+        x_idx = [list(item_columns).index(c) for c in self.interact]
+        out = np.empty(len(base))
+        for start in range(0, len(base), _CHUNK):
+            sl = slice(start, start + _CHUNK)
+            x = self._design(
+                base[sl][:, b_idx], user_attr[sl], item_attr[sl], item_attr[sl][:, x_idx]
+            )
+            out[sl] = ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        return out
+
+    def contributions(
+        self,
+        base: np.ndarray,
+        base_columns: Sequence[str],
+        user_attr: np.ndarray,
+        item_attr: np.ndarray,
+        item_columns: Sequence[str],
+    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Names, values and contributions of one row's design columns (plus the intercept as
+        the last contribution); they sum to the unclipped prediction."""
+        b_idx = [list(base_columns).index(c) for c in self.base_columns]
+        x_idx = [list(item_columns).index(c) for c in self.interact]
+        x = self._design(base[:1, b_idx], user_attr[:1], item_attr[:1], item_attr[:1, x_idx])[0]
+        names = [*self.base_columns, *self.user_columns, *self.item_columns]
+        names += [f"{u} × {i}" for u in self.user_columns for i in self.interact]
+        contrib = (x - self.mean) / self.scale * self.coef
+        return names, x, np.append(contrib, self.intercept)
+
+    @property
+    def n_features(self) -> int:
+        n_user, n_item = len(self.user_columns), len(self.item_columns)
+        return len(self.base_columns) + n_user + n_item + n_user * len(self.interact)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "base_columns": self.base_columns,
+            "user_columns": self.user_columns,
+            "item_columns": self.item_columns,
+            "interact": self.interact,
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+            "penalty": self.penalty,
+            "interaction_penalty": self.interaction_penalty,
+            "cv_rmse": self.cv_rmse,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> NewUserRidge:
+        return cls(
+            base_columns=list(meta["base_columns"]),
+            user_columns=list(meta["user_columns"]),
+            item_columns=list(meta["item_columns"]),
+            interact=list(meta["interact"]),
+            mean=np.asarray(meta["mean"], dtype=np.float64),
+            scale=np.asarray(meta["scale"], dtype=np.float64),
+            coef=np.asarray(meta["coef"], dtype=np.float64),
+            intercept=float(meta["intercept"]),
+            penalty=float(meta["penalty"]),
+            interaction_penalty=float(meta["interaction_penalty"]),
+            cv_rmse={k: float(v) for k, v in meta.get("cv_rmse", {}).items()},
+        )

@@ -15,18 +15,24 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the Spark engine needs PySpark: pip install 'hybridrec[spark]' (and Java 17 or 21)"
     ) from exc
 
+from hybridrec.spark._batch import evaluate_saved_model, recommend_all, write_parquet
 from hybridrec.spark._hybrid import hybrid_dataset
 from hybridrec.spark._io import hash_split, ratings_frame, read_ratings
 from hybridrec.spark._mf import SparkMatrixFactorization
+from hybridrec.spark._regress import SparkHybridRecommender
 from hybridrec.spark._session import java_available, session_scope, spark_session
 
 __all__ = [
+    "SparkHybridRecommender",
     "SparkMatrixFactorization",
+    "evaluate_saved_model",
     "hash_split",
     "hybrid_dataset",
     "java_available",
     "ratings_frame",
     "read_ratings",
+    "recommend_all",
     "session_scope",
     "spark_session",
+    "write_parquet",
 ]

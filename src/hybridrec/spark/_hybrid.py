@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -55,8 +57,8 @@ def hybrid_dataset(
         if missing:
             raise DataError(f"{name} need columns {', '.join(needed)}; missing {missing[0]}")
     root = str(model).rstrip("/")
-    user_weights = spark.read.parquet(f"{root}/users.parquet")
-    item_weights = spark.read.parquet(f"{root}/items.parquet")
+    user_weights = _model_table(spark, root, "users")
+    item_weights = _model_table(spark, root, "items")
     k = _num_factors(root, user_weights)
 
     if dict(movies.dtypes)["genres"] == "string":
@@ -136,6 +138,23 @@ JOIN productFeatures p ON p.movieId = r.movieId
         # The returned DataFrame holds its analysed plan; the names are no longer needed.
         for view in views.values():
             spark.catalog.dropTempView(view)
+
+
+def _model_table(spark: SparkSession, root: str, name: str) -> DataFrame:
+    """A model table: a local one is read on the driver and shipped to Spark (so executors
+    on a cluster need not see the driver's disk); a URI is read by Spark itself."""
+    if "://" in root and not root.startswith("file://"):
+        return spark.read.parquet(f"{root}/{name}.parquet")
+    path = Path(root.removeprefix("file://")) / f"{name}.parquet"
+    if not path.is_file():
+        raise ModelError(f"{root} is not a saved model ({path.name} is missing)")
+    table = pq.read_table(path)
+    field = table.schema.field("factors")
+    if pa.types.is_fixed_size_list(field.type):
+        at = table.schema.get_field_index("factors")
+        as_list = table.column("factors").cast(pa.list_(field.type.value_type))
+        table = table.set_column(at, "factors", as_list)
+    return spark.createDataFrame(table)
 
 
 def _num_factors(root: str, user_weights: DataFrame) -> int:
