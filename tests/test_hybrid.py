@@ -362,3 +362,14 @@ def test_max_train_rows_samples_the_regressor_rows_only(data, linear):
     np.testing.assert_allclose(part, full[mask])
     with pytest.raises(ValueError, match="max_train_rows"):
         HybridRecommender("linear", max_train_rows=5).fit(ratings, users, items)
+
+
+def test_ranking_metrics_sample_users_when_there_are_too_many_pairs(linear, monkeypatch):
+    from hybridrec.hybrid import _model
+
+    full = linear.evaluate()
+    monkeypatch.setattr(_model, "RANKING_PAIRS", 0)
+    monkeypatch.setattr(_model, "RANKING_MIN_USERS", 20)
+    sampled = linear.evaluate()
+    assert sampled["rmse"] == full["rmse"]  # regression metrics use every held-out rating
+    assert 0 <= sampled["precision@10"] <= 1 and sampled["precision@10"] != full["precision@10"]

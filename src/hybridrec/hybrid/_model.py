@@ -58,6 +58,9 @@ MF_DIR = "mf"
 REGRESSOR_DIR = "regressor"
 # MatrixFactorization parameters that do not shape the fitted factors
 _MF_FIT_ONLY = ("eval_fraction", "show_progress")
+#: users × items pairs the regressor scores for ranking metrics before users are sampled
+RANKING_PAIRS = 2_000_000
+RANKING_MIN_USERS = 100
 
 
 class HybridRecommender(WrapsMatrixFactorization):
@@ -613,7 +616,10 @@ class HybridRecommender(WrapsMatrixFactorization):
         self, data: pd.DataFrame | None = None, *, k: int = 10, relevance_threshold: float = 4.0
     ) -> dict[str, float]:
         """Same metrics as :meth:`MatrixFactorization.evaluate`; ranking scores every item a
-        user did not rate in training."""
+        user did not rate in training. The regressor scores users × items pairs one by one, so
+        when that would exceed :data:`RANKING_PAIRS` pairs the ranking metrics are computed for
+        a seeded sample of the users with relevant hold-out items (at least
+        :data:`RANKING_MIN_USERS`; all of them on MovieLens 100K)."""
         self._require_fitted()
         data = self.eval_set_ if data is None else data
         users_ext, items_ext, values = _ratings_arrays(data)
@@ -637,11 +643,19 @@ class HybridRecommender(WrapsMatrixFactorization):
             return {}
         eval_users = np.unique(u[relevant])
         n_items = len(mf.item_vocab_)
+        budget = max(RANKING_MIN_USERS, RANKING_PAIRS // max(n_items, 1))
+        if eval_users.size > budget:
+            rng = np.random.default_rng([self.seed, 7])
+            eval_users = np.sort(rng.choice(eval_users, budget, replace=False))
+            log.info("ranking metrics on a sample of %d users", budget)
         train = mf._train_csr
+        # the relevant hold-out items of each evaluated user, as CSR rows in eval_users' order
+        keep = relevant & np.isin(u, eval_users)
+        order = np.lexsort((i[keep], u[keep]))
+        rel_u, rel_i = u[keep][order], i[keep][order]
+        indptr = np.searchsorted(rel_u, eval_users, side="left")
+        indptr = np.append(indptr, rel_u.size)
         top = np.full((eval_users.size, k), -1, dtype=np.int32)
-        indptr = [0]
-        indices: list[np.ndarray] = []
-        rel_u, rel_i = u[relevant], i[relevant]
         block = max(1, 200_000 // max(n_items, 1))
         for start in range(0, eval_users.size, block):
             chunk = eval_users[start : start + block]
@@ -655,16 +669,7 @@ class HybridRecommender(WrapsMatrixFactorization):
                 s[train.indices[train.indptr[uu] : train.indptr[uu + 1]]] = -np.inf
                 best = _top_n(s, k)
                 top[start + row, : best.size] = best
-                mine = np.sort(rel_i[rel_u == uu])
-                indices.append(mine)
-                indptr.append(indptr[-1] + mine.size)
-        return ranking_metrics(
-            top,
-            np.asarray(indptr),
-            np.concatenate(indices),
-            k,
-            item_popularity=mf._item_popularity(),
-        )
+        return ranking_metrics(top, indptr, rel_i, k, item_popularity=mf._item_popularity())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
