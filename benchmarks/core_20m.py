@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import write_result
+from _common import timed, write_result
 
 TRAIN_SNIPPET = """
 import json, resource, sys, time
@@ -48,25 +46,6 @@ print(json.dumps({
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }))
 """
-
-
-def timed(cmd: list[str]) -> dict[str, Any]:
-    """Run ``cmd`` under /usr/bin/time -v; wall seconds, peak RSS and stdout."""
-    start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    rss_kb = next(
-        int(line.split(":")[1])
-        for line in proc.stderr.splitlines()
-        if "Maximum resident set size" in line
-    )
-    return {
-        "wall_seconds": round(wall, 2),
-        "peak_rss_mb": round(rss_kb / 1024),
-        "stdout": proc.stdout,
-    }
 
 
 def main() -> None:

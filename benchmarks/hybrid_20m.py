@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import write_result
-from run import HYBRIDREC, RATINGS_20M, dataset, load, timed, train_mf
+from _common import timed, write_result
+from run import HYBRIDREC, RATINGS_20M, dataset, load, train_mf
 
 
 def main() -> None:

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import write_result
+from _common import timed, write_result
 
 HYBRIDREC = [sys.executable, "-m", "hybridrec.cli", "--quiet"]
 SCENARIOS = ("ingest", "als", "recommend-all", "pipeline", "growth", "peers", "spark-als")
@@ -76,26 +75,6 @@ print(json.dumps({
     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
 }))
 """
-
-
-def timed(cmd: list[str]) -> dict[str, Any]:
-    """Run ``cmd`` under ``/usr/bin/time -v``: wall and CPU seconds, peak RSS, its stdout."""
-    start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    stats = dict(line.strip().rsplit(": ", 1) for line in proc.stderr.splitlines() if ": " in line)
-    return {
-        "wall_seconds": round(wall, 2),
-        "cpu_seconds": round(
-            float(stats.get("User time (seconds)", 0))
-            + float(stats.get("System time (seconds)", 0)),
-            2,
-        ),
-        "peak_rss_mb": round(int(stats.get("Maximum resident set size (kbytes)", 0)) / 1024),
-        "stdout": proc.stdout,
-    }
 
 
 def dataset(root: Path, ratings: int) -> Path:

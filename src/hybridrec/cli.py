@@ -1297,13 +1297,14 @@ def predict(state: _State, name: str, pairs: str, out: str | None, fmt: str) -> 
     if out is None:
         _emit(result, fmt)
         return
-    target = Path(out)
-    tmp = target.with_name(f".{target.name}.tmp")
-    if target.suffix.lower() == ".parquet":
-        result.to_parquet(tmp, index=False)
-    else:
-        result.to_csv(tmp, index=False)
-    os.replace(tmp, target)
+
+    def write(tmp: Path, parquet: bool) -> None:
+        if parquet:
+            result.to_parquet(tmp, index=False)
+        else:
+            result.to_csv(tmp, index=False)
+
+    _write_atomically(out, write)
 
 
 @main.command(
@@ -1348,11 +1349,24 @@ def weights(
 
 
 def _write_table_atomically(table: Any, out: str) -> None:
-    """An Arrow table to ``out`` (.parquet, else CSV), written beside it and renamed into place."""
+    """An Arrow table to ``out``: Parquet, or CSV with nested columns as the JSON that
+    ``--format csv`` prints."""
     import pyarrow.parquet as pq
 
     from hybridrec._output import render
 
+    def write(tmp: Path, parquet: bool) -> None:
+        if parquet:
+            pq.write_table(table, tmp)
+        else:
+            tmp.write_text(render(table.to_pandas(), "csv") + "\n")
+
+    _write_atomically(out, write)
+
+
+def _write_atomically(out: str, write: Callable[[Path, bool], None]) -> None:
+    """``write(tmp, parquet)`` a file beside ``out`` (Parquet when ``out`` ends in .parquet,
+    else CSV), then rename it into place: never a half-written ``out``."""
     target = Path(out)
     if target.is_dir():
         raise HybridrecError(f"--out {out} is a folder: give a file name")
@@ -1360,10 +1374,7 @@ def _write_table_atomically(table: Any, out: str) -> None:
         raise HybridrecError(f"--out {out}: folder {target.parent} does not exist")
     tmp = target.with_name(f".{target.name}.tmp")
     try:
-        if target.suffix.lower() == ".parquet":
-            pq.write_table(table, tmp)
-        else:  # CSV has no nested columns: factor_weights as the JSON `--format csv` prints
-            tmp.write_text(render(table.to_pandas(), "csv") + "\n")
+        write(tmp, target.suffix.lower() == ".parquet")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -35,7 +35,7 @@ from hybridrec.hybrid._stacking import (
     out_of_fold_matrix,
 )
 from hybridrec.mf import MatrixFactorization
-from hybridrec.mf._model import _ratings_arrays, _top_n
+from hybridrec.mf._model import _Csr, _ratings_arrays, _rows_of, _top_n
 from hybridrec.mf._wrapper import WrapsMatrixFactorization
 
 __all__ = ["HybridRecommender"]
@@ -650,11 +650,10 @@ class HybridRecommender(WrapsMatrixFactorization):
             log.info("ranking metrics on a sample of %d users", budget)
         train = mf._train_csr
         # the relevant hold-out items of each evaluated user, as CSR rows in eval_users' order
-        keep = relevant & np.isin(u, eval_users)
-        order = np.lexsort((i[keep], u[keep]))
-        rel_u, rel_i = u[keep][order], i[keep][order]
-        indptr = np.searchsorted(rel_u, eval_users, side="left")
-        indptr = np.append(indptr, rel_u.size)
+        rel = _Csr.build(
+            u[relevant], i[relevant], values[relevant], len(mf.user_vocab_), sort_cols=True
+        )
+        eval_rel = _rows_of(rel, eval_users)
         top = np.full((eval_users.size, k), -1, dtype=np.int32)
         block = max(1, 200_000 // max(n_items, 1))
         for start in range(0, eval_users.size, block):
@@ -669,7 +668,9 @@ class HybridRecommender(WrapsMatrixFactorization):
                 s[train.indices[train.indptr[uu] : train.indptr[uu + 1]]] = -np.inf
                 best = _top_n(s, k)
                 top[start + row, : best.size] = best
-        return ranking_metrics(top, indptr, rel_i, k, item_popularity=mf._item_popularity())
+        return ranking_metrics(
+            top, eval_rel.indptr, eval_rel.indices, k, item_popularity=mf._item_popularity()
+        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
