@@ -236,6 +236,20 @@ def predict_pairs(
     return out
 
 
+@njit(cache=True, inline="always")
+def _insert_best(idx: np.ndarray, val: np.ndarray, s: float, c: int) -> None:
+    """Insert score ``s`` of column ``c`` into the best-first list ``val`` / ``idx`` (empty
+    slots hold -inf at the end; the last entry drops out). Equal scores keep the earlier
+    column first."""
+    pos = val.shape[0] - 1
+    while pos > 0 and val[pos - 1] < s:
+        val[pos] = val[pos - 1]
+        idx[pos] = idx[pos - 1]
+        pos -= 1
+    val[pos] = s
+    idx[pos] = c
+
+
 @njit(parallel=True, cache=True)
 def top_n_rows(
     scores: np.ndarray,
@@ -266,14 +280,7 @@ def top_n_rows(
             s = scores[r, c]
             if s <= worst:
                 continue
-            # insertion into the sorted list of the best n so far
-            pos = n - 1
-            while pos > 0 and val[pos - 1] < s:
-                val[pos] = val[pos - 1]
-                idx[pos] = idx[pos - 1]
-                pos -= 1
-            val[pos] = s
-            idx[pos] = c
+            _insert_best(idx, val, s, c)
             worst = val[n - 1]
     return top_idx, top_val
 
@@ -310,18 +317,11 @@ def top_n_for_vector(
         s = offset + item_bias[i]
         for f in range(k):
             s += np.float64(factors[f]) * item_factors[i, f]
-        if filled == n and s <= worst:
+        if s <= worst:
             continue
-        pos = filled if filled < n else n - 1
-        while pos > 0 and val[pos - 1] < s:
-            val[pos] = val[pos - 1]
-            idx[pos] = idx[pos - 1]
-            pos -= 1
-        val[pos] = s
-        idx[pos] = i
-        if filled < n:
-            filled += 1
+        _insert_best(idx, val, s, i)
         worst = val[n - 1]
+        filled = min(filled + 1, n)
     return idx[:filled], val[:filled]
 
 
