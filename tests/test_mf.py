@@ -72,6 +72,28 @@ def test_kernel_matches_numpy_reference(k, exponents):
     assert np.all(out_f[-2:] == 0) and np.all(out_b[-2:] == 0)
 
 
+@pytest.mark.parametrize("k", [20, 37])
+def test_kernel_matches_reference_on_long_rows_and_wide_factors(k):
+    """Rows longer than one gathered block (256 ratings, not a multiple of 8) and systems wide
+    enough for the Cholesky's eight-row steps plus a remainder."""
+    rng = np.random.default_rng(k)
+    n_rows, n_cols, nnz = 6, 900, 3_001
+    rows = rng.integers(0, n_rows, nnz)
+    cols = rng.integers(0, n_cols, nnz)
+    values = rng.uniform(0.5, 5, nnz).astype(np.float32)
+    csr = _Csr.build(rows, cols, values, n_rows, sort_cols=False)
+    assert np.diff(csr.indptr).min() > 256
+    other_f = rng.normal(0, 0.3, (n_cols, k)).astype(np.float32)
+    other_b = rng.normal(0, 0.3, n_cols)
+    out_f = np.empty((n_rows, k), dtype=np.float32)
+    out_b = np.empty(n_rows)
+    args = (csr.indptr, csr.indices, csr.values, other_f, other_b, 3.5, 0.1, 0.7, 1.0, 0.0)
+    _kernels.solve_side(*args, out_f, out_b)
+    ref_f, ref_b = solve_side_reference(*args)
+    np.testing.assert_allclose(out_f, ref_f, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out_b, ref_b, rtol=1e-5, atol=1e-6)
+
+
 def test_csr_counting_sort_is_stable_and_sorted():
     rows = np.array([2, 0, 2, 1, 0, 2])
     cols = np.array([5, 3, 1, 4, 2, 0])

@@ -105,8 +105,8 @@ def _gather_block(
     n: int,
 ) -> None:
     """Fill columns ``0 .. ceil8(n)`` of ``yt`` with the augmented vectors ``[q_i, 1, t_i]`` of
-    ratings ``start .. start + n`` (``t_i = r − μ − b_i``), column-major; columns past ``n``
-    repeat the last rating with ``t = 0`` and ``1 → 0``, i.e. they are zero rows of the Gram.
+    ratings ``start .. start + n`` (``t_i = r − μ − b_i``), column-major; the padding columns
+    past ``n`` are zero, so they add nothing to the Gram matrix.
 
     Eight ratings are transposed at a time, so that every store writes eight adjacent floats
     (one store per factor per eight ratings instead of one per factor per rating).
