@@ -36,15 +36,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from _common import write_result
+from cold_start_ml100k import BIASES, N_FOLDS, SEED, rmse
 from mf_ml100k import load_ml100k
 
 from hybridrec.hybrid._compare import partition_scenario
 from hybridrec.mf import MatrixFactorization
 
-SEED = 42
-N_FOLDS = 10
 INNER_FOLDS = 5
-BIASES = {"num_factors": 1, "l2_reg": 1e6, "l2_reg_item": 1e6}  # as in cold_start_ml100k.py
 AGE_BINS = (0, 18, 25, 30, 35, 45, 50, 56, 200)
 SEGMENTS = ("gender", "age", "occupation", "zip")
 SEGMENT_PENALTIES = (10, 30, 100, 300, 1000, None)  # None: segmentation left out
@@ -332,10 +330,6 @@ def run_fold(
         "ridge_inner_cv_mse_gain": base_mse - ridge_sse / len(y),
         "seconds": round(time.perf_counter() - start, 1),
     }
-
-
-def rmse(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((y - p) ** 2)))
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
