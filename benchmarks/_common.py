@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -68,6 +70,11 @@ def timed(cmd: list[str]) -> dict[str, Any]:
         "peak_rss_mb": round(int(stats.get("Maximum resident set size (kbytes)", 0)) / 1024),
         "stdout": proc.stdout,
     }
+
+
+def rmse(y: np.ndarray, p: np.ndarray) -> float:
+    """Root-mean-square error of predictions ``p`` for ratings ``y`` (arrays or Series)."""
+    return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(p)) ** 2)))
 
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import write_result
+from _common import rmse, write_result
 from mf_ml100k import load_ml100k
 
 from hybridrec.hybrid import HybridRecommender
@@ -34,10 +34,6 @@ SEED = 42
 N_FOLDS = 10
 BIASES = {"num_factors": 1, "l2_reg": 1e6, "l2_reg_item": 1e6}  # as in hybridrec compare
 NEW_USER = "hybrid + new-user model"
-
-
-def rmse(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(p)) ** 2)))
 
 
 def run_split(

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import write_result
-from cold_start_ml100k import BIASES, N_FOLDS, SEED, rmse
+from _common import rmse, write_result
+from cold_start_ml100k import BIASES, N_FOLDS, SEED
 from mf_ml100k import load_ml100k
 
 from hybridrec.hybrid._compare import partition_scenario

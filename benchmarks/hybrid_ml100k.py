@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import write_result
+from _common import rmse, write_result
 from mf_ml100k import load_ml100k
 
 from hybridrec.hybrid import HybridRecommender
@@ -25,10 +25,6 @@ from hybridrec.hybrid._compare import compare_models
 from hybridrec.mf import MatrixFactorization
 
 SEED = 42
-
-
-def rmse(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(p)) ** 2)))
 
 
 def main() -> None:

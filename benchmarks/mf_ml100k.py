@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import write_result
+from _common import rmse, write_result
 
 from hybridrec.mf import MatrixFactorization
 from hybridrec.workspace import Workspace
@@ -39,10 +39,6 @@ def load_ml100k() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def split(ratings: pd.DataFrame) -> np.ndarray:
     """The same hold-out mask MatrixFactorization draws for ``seed=42, eval_fraction=0.2``."""
     return np.random.default_rng(SEED).random(len(ratings)) < EVAL_FRACTION
-
-
-def rmse(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(p)) ** 2)))
 
 
 def run_mf(ratings: pd.DataFrame, **params: Any) -> dict[str, Any]:

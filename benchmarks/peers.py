@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import rmse
 
 from hybridrec.mf import MatrixFactorization
 
@@ -50,10 +51,6 @@ def split(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The hold-out ``MatrixFactorization(seed=42, eval_fraction=0.2)`` makes: same draws."""
     held = np.random.default_rng(SEED).random(len(ratings)) < TEST_FRACTION
     return ratings[~held].reset_index(drop=True), ratings[held].reset_index(drop=True)
-
-
-def rmse(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(p)) ** 2)))
 
 
 def run_hybridrec(train: pd.DataFrame, test: pd.DataFrame, factors: int) -> dict[str, Any]:
