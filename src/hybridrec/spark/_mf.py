@@ -16,6 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hybridrec._errors import DataError, ModelError
+from hybridrec._params import constructor_params
 from hybridrec.data._vocab import IdVocabulary
 from hybridrec.mf import MatrixFactorization
 from hybridrec.mf._model import _csr_from_table, _items_metadata
@@ -98,18 +99,7 @@ class SparkMatrixFactorization:
 
     # ------------------------------------------------------------------ parameters
     def get_params(self) -> dict[str, Any]:
-        return {
-            "num_factors": self.num_factors,
-            "l2_reg": self.l2_reg,
-            "l2_reg_bias": self.l2_reg_bias,
-            "bias_iterations": self.bias_iterations,
-            "max_iterations": self.max_iterations,
-            "eval_fraction": self.eval_fraction,
-            "seed": self.seed,
-            "checkpoint_dir": self.checkpoint_dir,
-            "checkpoint_interval": self.checkpoint_interval,
-            "num_blocks": self.num_blocks,
-        }
+        return constructor_params(self)
 
     def local_params(self) -> dict[str, Any]:
         """The :class:`MatrixFactorization` parameters of the same loss (weighted-λ on both

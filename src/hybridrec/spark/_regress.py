@@ -29,6 +29,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hybridrec._errors import DataError, ModelError
+from hybridrec._params import constructor_params
 from hybridrec.hybrid import HybridRecommender
 from hybridrec.hybrid._features import (
     AttributeEncoder,
@@ -139,17 +140,7 @@ class SparkHybridRecommender:
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "mf_params": self.mf_params,
-            "regressor_params": self.regressor_params,
-            "leak_free": self.leak_free,
-            "n_folds": self.n_folds,
-            "cold_fraction": self.cold_fraction,
-            "validation_fraction": self.validation_fraction,
-            "eval_fraction": self.eval_fraction,
-            "seed": self.seed,
-        }
+        return constructor_params(self)
 
     def _check_params(self) -> None:
         if self.kind not in KINDS:
