@@ -25,6 +25,18 @@ FORMAT_VERSION = 1
 META_FILE = "meta.json"
 
 
+def move_into_place(staging: Path, path: Path) -> None:
+    """Rename the finished directory ``staging`` to ``path``, replacing any old directory
+    there; the old one is renamed aside first, so ``path`` always holds a whole model."""
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(path, old)
+        os.rename(staging, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staging, path)
+
+
 def write_artifact(
     path: str | Path,
     meta: Mapping[str, Any],
@@ -47,13 +59,7 @@ def write_artifact(
             shutil.move(str(extra), str(tmp / extra.name))
         full_meta = {"format_version": FORMAT_VERSION, **meta}
         (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=_json_default))
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
+        move_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

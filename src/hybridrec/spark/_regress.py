@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -30,6 +29,7 @@ from pyspark.sql import functions as F
 
 from hybridrec._errors import DataError, ModelError
 from hybridrec._params import constructor_params
+from hybridrec.artifacts import move_into_place
 from hybridrec.hybrid import HybridRecommender
 from hybridrec.hybrid._features import (
     AttributeEncoder,
@@ -849,12 +849,6 @@ def save_with_engine(model: Any, path: Path, engine: dict[str, Any]) -> None:
         meta = json.loads(meta_file.read_text())
         meta["engine"] = engine
         meta_file.write_text(json.dumps(meta, indent=2, default=str))
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(path, old)
-            os.rename(staging, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, path)
+        move_into_place(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
