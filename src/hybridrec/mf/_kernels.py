@@ -11,80 +11,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._simd import PAD, back_substitute, cholesky_upper, gram_upper, padded_rows
+
 
 @njit(cache=True, fastmath=True, inline="always")
-def _cholesky_solve(a: np.ndarray, b: np.ndarray, d: int) -> None:
-    """Solve ``a x = b`` in place (x left in ``b``) for a symmetric positive-definite ``a``.
-
-    Only the lower triangle of the leading ``d × d`` block of ``a`` is read; it is overwritten
-    by the Cholesky factor ``L``. Column ``j`` of ``L`` is computed eight rows at a time, so each
-    load of row ``j`` feeds eight multiply-adds (eight independent sums in registers).
-    """
-    for j in range(d):
-        rj = a[j, :j]
-        s = a[j, j]
-        for k in range(j):
-            s -= rj[k] * rj[k]
-        # The ridge term keeps s > 0; the guard only protects against round-off on empty rows.
-        s = np.sqrt(s) if s > 1e-12 else 1e-6
-        a[j, j] = s
-        inv = 1.0 / s
-        i = j + 1
-        while i + 8 <= d:
-            r0 = a[i, :j]
-            r1 = a[i + 1, :j]
-            r2 = a[i + 2, :j]
-            r3 = a[i + 3, :j]
-            r4 = a[i + 4, :j]
-            r5 = a[i + 5, :j]
-            r6 = a[i + 6, :j]
-            r7 = a[i + 7, :j]
-            t0 = a[i, j]
-            t1 = a[i + 1, j]
-            t2 = a[i + 2, j]
-            t3 = a[i + 3, j]
-            t4 = a[i + 4, j]
-            t5 = a[i + 5, j]
-            t6 = a[i + 6, j]
-            t7 = a[i + 7, j]
-            for k in range(j):
-                x = rj[k]
-                t0 -= r0[k] * x
-                t1 -= r1[k] * x
-                t2 -= r2[k] * x
-                t3 -= r3[k] * x
-                t4 -= r4[k] * x
-                t5 -= r5[k] * x
-                t6 -= r6[k] * x
-                t7 -= r7[k] * x
-            a[i, j] = t0 * inv
-            a[i + 1, j] = t1 * inv
-            a[i + 2, j] = t2 * inv
-            a[i + 3, j] = t3 * inv
-            a[i + 4, j] = t4 * inv
-            a[i + 5, j] = t5 * inv
-            a[i + 6, j] = t6 * inv
-            a[i + 7, j] = t7 * inv
-            i += 8
-        while i < d:
-            ri = a[i, :j]
-            t = a[i, j]
-            for k in range(j):
-                t -= ri[k] * rj[k]
-            a[i, j] = t * inv
-            i += 1
-    for i in range(d):  # L y = b
-        ri = a[i, :i]
-        t = b[i]
-        for k in range(i):
-            t -= ri[k] * b[k]
-        b[i] = t / a[i, i]
-    for i in range(d - 1, -1, -1):  # Lᵀ x = y, by columns of Lᵀ (rows of L)
-        t = b[i] / a[i, i]
-        b[i] = t
-        ri = a[i, :i]
-        for k in range(i):
-            b[k] -= ri[k] * t
+def _solve_spd(a: np.ndarray, d: int, x: np.ndarray) -> None:
+    """Solve ``A x = b`` for a symmetric positive-definite ``A`` given by the upper triangle of
+    ``a[:d, :d]`` and ``b`` by column ``d`` of ``a`` (both overwritten: Cholesky factor ``U``
+    and ``U⁻ᵀ b``); ``a`` has ``padded_rows(d)`` rows and ``d + 1 + PAD`` columns, ``x`` has
+    ``d + PAD`` entries."""
+    cholesky_upper(a, d, d + 1)
+    back_substitute(a, d, x)
 
 
 #: ratings per gathered block: sums within a block are float32 (at most this many terms)
@@ -95,7 +32,7 @@ _ROWS_PER_TASK = 64
 
 @njit(cache=True, fastmath=True, inline="always")
 def _gather_block(
-    yt: np.ndarray,
+    block: np.ndarray,
     indices: np.ndarray,
     values: np.ndarray,
     other_factors: np.ndarray,
@@ -104,121 +41,16 @@ def _gather_block(
     start: int,
     n: int,
 ) -> None:
-    """Fill columns ``0 .. ceil8(n)`` of ``yt`` with the augmented vectors ``[q_i, 1, t_i]`` of
-    ratings ``start .. start + n`` (``t_i = r − μ − b_i``), column-major; the padding columns
-    past ``n`` are zero, so they add nothing to the Gram matrix.
-
-    Eight ratings are transposed at a time, so that every store writes eight adjacent floats
-    (one store per factor per eight ratings instead of one per factor per rating).
-    """
+    """Fill rows ``0 .. n`` of ``block`` with the augmented vectors ``[q_i, 1, t_i]`` of ratings
+    ``start .. start + n`` (``t_i = r − μ − b_i``); the columns after ``t_i`` stay zero."""
     k = other_factors.shape[1]
-    for j0 in range(0, n, 8):
-        i0 = indices[start + min(j0, n - 1)]
-        i1 = indices[start + min(j0 + 1, n - 1)]
-        i2 = indices[start + min(j0 + 2, n - 1)]
-        i3 = indices[start + min(j0 + 3, n - 1)]
-        i4 = indices[start + min(j0 + 4, n - 1)]
-        i5 = indices[start + min(j0 + 5, n - 1)]
-        i6 = indices[start + min(j0 + 6, n - 1)]
-        i7 = indices[start + min(j0 + 7, n - 1)]
-        o0 = other_factors[i0]
-        o1 = other_factors[i1]
-        o2 = other_factors[i2]
-        o3 = other_factors[i3]
-        o4 = other_factors[i4]
-        o5 = other_factors[i5]
-        o6 = other_factors[i6]
-        o7 = other_factors[i7]
-        for f in range(k):
-            c = yt[f, j0 : j0 + 8]
-            c[0] = o0[f]
-            c[1] = o1[f]
-            c[2] = o2[f]
-            c[3] = o3[f]
-            c[4] = o4[f]
-            c[5] = o5[f]
-            c[6] = o6[f]
-            c[7] = o7[f]
-        for j in range(j0, j0 + 8):
-            if j < n:
-                r = start + j
-                yt[k, j] = 1.0
-                yt[k + 1, j] = values[r] - global_mean - other_bias[indices[r]]
-            else:
-                yt[k, j] = 0.0
-                yt[k + 1, j] = 0.0
-        if j0 + 8 > n:  # padding columns: zero vectors
-            for f in range(k):
-                for j in range(n, j0 + 8):
-                    yt[f, j] = 0.0
-
-
-@njit(cache=True, fastmath=True, inline="always")
-def _add_gram_tiles(yt: np.ndarray, n: int, a: np.ndarray) -> None:
-    """``a += Y Yᵀ`` on the lower triangle (in 4 × 4 tiles) for the first ``n`` columns of ``yt``.
-
-    ``yt`` holds one block of gathered vectors column by column (rows padded with zeros to a
-    multiple of 4), so each tile is 16 dot products over the same eight contiguous rows:
-    vectorised over the ratings, every load feeds two multiply-adds and the 16 sums stay in
-    registers. Sums within a block are float32 (at most ``_BLOCK`` terms), added into the
-    float64 ``a``.
-    """
-    p = yt.shape[0]
-    for f0 in range(0, p, 4):
-        r0 = yt[f0]
-        r1 = yt[f0 + 1]
-        r2 = yt[f0 + 2]
-        r3 = yt[f0 + 3]
-        for g0 in range(0, f0 + 1, 4):
-            q0 = yt[g0]
-            q1 = yt[g0 + 1]
-            q2 = yt[g0 + 2]
-            q3 = yt[g0 + 3]
-            s00 = s01 = s02 = s03 = np.float32(0.0)
-            s10 = s11 = s12 = s13 = np.float32(0.0)
-            s20 = s21 = s22 = s23 = np.float32(0.0)
-            s30 = s31 = s32 = s33 = np.float32(0.0)
-            for j in range(n):
-                x0 = r0[j]
-                x1 = r1[j]
-                x2 = r2[j]
-                x3 = r3[j]
-                y0 = q0[j]
-                y1 = q1[j]
-                y2 = q2[j]
-                y3 = q3[j]
-                s00 += x0 * y0
-                s01 += x0 * y1
-                s02 += x0 * y2
-                s03 += x0 * y3
-                s10 += x1 * y0
-                s11 += x1 * y1
-                s12 += x1 * y2
-                s13 += x1 * y3
-                s20 += x2 * y0
-                s21 += x2 * y1
-                s22 += x2 * y2
-                s23 += x2 * y3
-                s30 += x3 * y0
-                s31 += x3 * y1
-                s32 += x3 * y2
-                s33 += x3 * y3
-            a[f0, g0] += s00
-            a[f0, g0 + 1] += s01
-            a[f0, g0 + 2] += s02
-            a[f0, g0 + 3] += s03
-            a[f0 + 1, g0] += s10
-            a[f0 + 1, g0 + 1] += s11
-            a[f0 + 1, g0 + 2] += s12
-            a[f0 + 1, g0 + 3] += s13
-            a[f0 + 2, g0] += s20
-            a[f0 + 2, g0 + 1] += s21
-            a[f0 + 2, g0 + 2] += s22
-            a[f0 + 2, g0 + 3] += s23
-            a[f0 + 3, g0] += s30
-            a[f0 + 3, g0 + 1] += s31
-            a[f0 + 3, g0 + 2] += s32
-            a[f0 + 3, g0 + 3] += s33
+    for j in range(n):
+        r = start + j
+        i = indices[r]
+        row = block[j]
+        row[:k] = other_factors[i]
+        row[k] = 1.0
+        row[k + 1] = values[r] - global_mean - other_bias[i]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -243,18 +75,17 @@ def solve_side(
     ``q_i, b_i`` held fixed, i.e. a ridge regression on the augmented vectors ``y_i = [q_i, 1]``.
     The row's vectors, each followed by its target ``t_i``, are gathered a block at a time
     (:func:`_gather_block`) and the Gram matrix of ``[y_i, t_i]`` accumulated block by block
-    (:func:`_add_gram_tiles`): its leading ``d × d`` part is ``Σ y yᵀ`` and its last row
-    ``Σ t yᵀ``, the right-hand side. The system is solved in float64 by Cholesky.
+    (:func:`_simd.gram_upper`): its leading ``d × d`` part is ``Σ y yᵀ`` and its last column
+    ``Σ t y``, the right-hand side. The system is solved in float64 by Cholesky.
     """
     n_rows = indptr.shape[0] - 1
     k = other_factors.shape[1]
     d = k + 1
-    p = (d + 1 + 3) // 4 * 4  # Gram rows: k factors, the 1, the target, zero padding
     n_tasks = (n_rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
     for task in prange(n_tasks):
-        yt = np.zeros((p, _BLOCK), dtype=np.float32)
-        a = np.empty((p, p))
-        b = np.empty(d)
+        block = np.zeros((_BLOCK, d + PAD), dtype=np.float32)
+        a = np.zeros((padded_rows(d), d + 1 + PAD))
+        x = np.zeros(d + PAD)
         for u in range(task * _ROWS_PER_TASK, min((task + 1) * _ROWS_PER_TASK, n_rows)):
             start = indptr[u]
             end = indptr[u + 1]
@@ -263,23 +94,21 @@ def solve_side(
                     out_factors[u, f] = 0.0
                 out_bias[u] = 0.0
                 continue
-            a[:] = 0.0
             for block_start in range(start, end, _BLOCK):
                 n = min(_BLOCK, end - block_start)
                 _gather_block(
-                    yt, indices, values, other_factors, other_bias, global_mean, block_start, n
+                    block, indices, values, other_factors, other_bias, global_mean, block_start, n
                 )
-                _add_gram_tiles(yt, (n + 7) // 8 * 8, a)
-            b[:] = a[d, :d]
+                gram_upper(block, n, d, a, block_start == start)
             count = np.float64(end - start)
             scale = count**reg_exponent
             for f in range(k):
                 a[f, f] += reg_factors * scale
             a[k, k] += reg_bias * count**reg_bias_exponent
-            _cholesky_solve(a, b, d)
+            _solve_spd(a, d, x)
             for f in range(k):
-                out_factors[u, f] = b[f]
-            out_bias[u] = b[k]
+                out_factors[u, f] = x[f]
+            out_bias[u] = x[k]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -470,18 +299,19 @@ def solve_side_implicit(
             for f in range(k):
                 out_factors[u, f] = 0.0
             continue
-        a = gram.copy()
-        b = np.zeros(k)
+        a = np.zeros((padded_rows(k), k + 1 + PAD))
+        a[:k, :k] = gram
+        x = np.zeros(k + PAD)
         for j in range(start, end):
             i = indices[j]
             c = 1.0 + alpha * values[j]
             for f in range(k):
                 yf = np.float64(other_factors[i, f])
-                b[f] += c * yf
-                for g in range(f + 1):
+                a[f, k] += c * yf
+                for g in range(f, k):
                     a[f, g] += (c - 1.0) * yf * other_factors[i, g]
         for f in range(k):
             a[f, f] += reg
-        _cholesky_solve(a, b, k)
+        _solve_spd(a, k, x)
         for f in range(k):
-            out_factors[u, f] = b[f]
+            out_factors[u, f] = x[f]
