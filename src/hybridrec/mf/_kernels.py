@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._simd import PAD, back_substitute, cholesky_upper, gram_upper, padded_rows
+from ._simd import (
+    PAD,
+    back_substitute,
+    cholesky_upper,
+    gather_rows,
+    gram_upper,
+    padded_rows,
+)
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -28,29 +35,6 @@ def _solve_spd(a: np.ndarray, d: int, x: np.ndarray) -> None:
 _BLOCK = 256
 #: rows handed to a thread at a time (each thread allocates its scratch once per chunk)
 _ROWS_PER_TASK = 64
-
-
-@njit(cache=True, fastmath=True, inline="always")
-def _gather_block(
-    block: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    other_factors: np.ndarray,
-    other_bias: np.ndarray,
-    global_mean: float,
-    start: int,
-    n: int,
-) -> None:
-    """Fill rows ``0 .. n`` of ``block`` with the augmented vectors ``[q_i, 1, t_i]`` of ratings
-    ``start .. start + n`` (``t_i = r − μ − b_i``); the columns after ``t_i`` stay zero."""
-    k = other_factors.shape[1]
-    for j in range(n):
-        r = start + j
-        i = indices[r]
-        row = block[j]
-        row[:k] = other_factors[i]
-        row[k] = 1.0
-        row[k + 1] = values[r] - global_mean - other_bias[i]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -74,7 +58,7 @@ def solve_side(
     + n_u^reg_exponent reg_factors |p_u|^2 + n_u^reg_bias_exponent reg_bias b_u^2`` with
     ``q_i, b_i`` held fixed, i.e. a ridge regression on the augmented vectors ``y_i = [q_i, 1]``.
     The row's vectors, each followed by its target ``t_i``, are gathered a block at a time
-    (:func:`_gather_block`) and the Gram matrix of ``[y_i, t_i]`` accumulated block by block
+    (:func:`_simd.gather_rows`) and the Gram matrix of ``[y_i, t_i]`` accumulated block by block
     (:func:`_simd.gram_upper`): its leading ``d × d`` part is ``Σ y yᵀ`` and its last column
     ``Σ t y``, the right-hand side. The system is solved in float64 by Cholesky.
     """
@@ -96,7 +80,7 @@ def solve_side(
                 continue
             for block_start in range(start, end, _BLOCK):
                 n = min(_BLOCK, end - block_start)
-                _gather_block(
+                gather_rows(
                     block, indices, values, other_factors, other_bias, global_mean, block_start, n
                 )
                 gram_upper(block, n, d, a, block_start == start)

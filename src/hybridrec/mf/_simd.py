@@ -306,7 +306,73 @@ def _back_substitute(typingctx: Any, a: Any, d: Any, x: Any) -> Any:
     return sig, codegen
 
 
+def _gather_rows(
+    typingctx: Any,
+    block: Any,
+    indices: Any,
+    values: Any,
+    factors: Any,
+    bias: Any,
+    mean: Any,
+    start: Any,
+    n: Any,
+) -> Any:
+    """Row ``j < n`` of ``block`` becomes ``[factors[i], 1, values[r] − mean − bias[i]]`` for
+    rating ``r = start + j`` of column ``i = indices[r]``; the columns after stay as they are.
+
+    A vector copy of each factor row (what Numba's slice assignment spends dozens of
+    instructions on). ``factors`` must be C-contiguous float32, like ``block``.
+    """
+    if not (factors.layout == "C" and factors.dtype == types.float32 and block.layout == "C"):
+        return None
+    sig = types.void(block, indices, values, factors, bias, mean, start, n)
+
+    def codegen(
+        context: Any, builder: ir.IRBuilder, signature: Any, args: list[ir.Value]
+    ) -> ir.Value:
+        bty, ity, vty, fty, biasty = signature.args[:5]
+        bdata, bcols = _matrix(context, builder, bty, args[0])
+        fdata, k = _matrix(context, builder, fty, args[3])
+        index_data = context.make_array(ity)(context, builder, args[1]).data
+        value_data = context.make_array(vty)(context, builder, args[2]).data
+        bias_data = context.make_array(biasty)(context, builder, args[4]).data
+        mean = context.cast(builder, args[5], signature.args[5], types.float64)
+        first = context.cast(builder, args[6], signature.args[6], types.int64)
+        count = context.cast(builder, args[7], signature.args[7], types.int64)
+        vf = ir.VectorType(_F32, LANES)
+        whole = _round_down(builder, k, LANES)
+        with cgutils.for_range(builder, count) as loop:
+            r = builder.add(first, loop.index)
+            i = builder.load(builder.gep(index_data, [r]))
+            i = context.cast(builder, i, ity.dtype, types.int64)
+            src = builder.mul(i, k)
+            dst = builder.mul(loop.index, bcols)
+            with cgutils.for_range_slice(
+                builder, ir.Constant(_I64, 0), whole, ir.Constant(_I64, LANES)
+            ) as (f, _):
+                vector = _load_vector(builder, fdata, builder.add(src, f), vf)
+                _store_vector(builder, vector, bdata, builder.add(dst, f))
+            with cgutils.for_range_slice(builder, whole, k, ir.Constant(_I64, 1)) as (f, _):
+                value = builder.load(builder.gep(fdata, [builder.add(src, f)]))
+                builder.store(value, builder.gep(bdata, [builder.add(dst, f)]))
+            one = builder.gep(bdata, [builder.add(dst, k)])
+            builder.store(ir.Constant(_F32, 1.0), one)
+            rating = builder.load(builder.gep(value_data, [r]))
+            rating = context.cast(builder, rating, vty.dtype, types.float64)
+            offset = builder.load(builder.gep(bias_data, [i]))
+            offset = context.cast(builder, offset, biasty.dtype, types.float64)
+            target = builder.fsub(builder.fsub(rating, mean), offset)
+            target_slot = builder.gep(
+                bdata, [builder.add(dst, builder.add(k, ir.Constant(_I64, 1)))]
+            )
+            builder.store(builder.fptrunc(target, _F32), target_slot)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 # Typed ``Any`` for mypy: an intrinsic is called from Numba code without its typing context.
 gram_upper: Any = intrinsic(_gram_upper)
 cholesky_upper: Any = intrinsic(_cholesky_upper)
 back_substitute: Any = intrinsic(_back_substitute)
+gather_rows: Any = intrinsic(_gather_rows)
