@@ -4,7 +4,9 @@ Numba's auto-vectoriser leaves two loops far from the machine's limit: the Gram 
 row's gathered vectors (it vectorises over ratings and pays a horizontal sum per entry) and the
 Cholesky factorisation (not vectorised at all: the row updates may alias). Both are written here
 with explicit SIMD vectors, the way BLAS micro-kernels are: every loaded vector feeds several
-fused multiply-adds, sums stay in registers, nothing needs a horizontal sum.
+fused multiply-adds, sums stay in registers, nothing needs a horizontal sum. So are the two
+small loops around them: the gather of a row's vectors into a block (a vector copy per rating)
+and the back substitution.
 
 They are Numba ``@intrinsic``\\ s, so they compile into the calling kernel (and its on-disk
 cache) like any other code; only their bodies are IR. The vector width follows the CPU:
