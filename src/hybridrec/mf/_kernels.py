@@ -21,12 +21,18 @@ from ._simd import (
 )
 
 
+@njit(cache=True, inline="always")
+def _new_system(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed scratch for a ``d``-unknown system solved by :func:`_solve_spd`: the matrix ``a``
+    (with room for the right-hand side and the kernels' padding) and the solution ``x``."""
+    return np.zeros((padded_rows(d), d + 1 + PAD)), np.zeros(d + PAD)
+
+
 @njit(cache=True, fastmath=True, inline="always")
 def _solve_spd(a: np.ndarray, d: int, x: np.ndarray) -> None:
     """Solve ``A x = b`` for a symmetric positive-definite ``A`` given by the upper triangle of
     ``a[:d, :d]`` and ``b`` by column ``d`` of ``a`` (both overwritten: Cholesky factor ``U``
-    and ``U⁻ᵀ b``); ``a`` has ``padded_rows(d)`` rows and ``d + 1 + PAD`` columns, ``x`` has
-    ``d + PAD`` entries."""
+    and ``U⁻ᵀ b``); ``a`` and ``x`` come from :func:`_new_system`."""
     cholesky_upper(a, d, d + 1)
     back_substitute(a, d, x)
 
@@ -68,8 +74,7 @@ def solve_side(
     n_tasks = (n_rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
     for task in prange(n_tasks):
         block = np.zeros((_BLOCK, d + PAD), dtype=np.float32)
-        a = np.zeros((padded_rows(d), d + 1 + PAD))
-        x = np.zeros(d + PAD)
+        a, x = _new_system(d)
         for u in range(task * _ROWS_PER_TASK, min((task + 1) * _ROWS_PER_TASK, n_rows)):
             start = indptr[u]
             end = indptr[u + 1]
@@ -283,9 +288,8 @@ def solve_side_implicit(
             for f in range(k):
                 out_factors[u, f] = 0.0
             continue
-        a = np.zeros((padded_rows(k), k + 1 + PAD))
+        a, x = _new_system(k)
         a[:k, :k] = gram
-        x = np.zeros(k + PAD)
         for j in range(start, end):
             i = indices[j]
             c = 1.0 + alpha * values[j]

@@ -15,13 +15,15 @@ variable ``HYBRIDREC_SIMD_LANES=8`` forces the narrow kernels (the tests use it,
 Numba cache, to check the path AVX-512 machines do not take). Numba's cache is keyed on the
 calling kernel's source file only: after editing this one, touch ``_kernels.py``.
 
-Layout shared by both kernels: the system is stored as the *upper* triangle of a row-major
-float64 matrix ``a`` (row ``i`` holds entries ``j ≥ i`` contiguously). Entries below the diagonal
-and the padding columns hold scratch values and are never read as results.
+Layout shared by the Gram, Cholesky and back-substitution kernels: the system is stored as the
+*upper* triangle of a row-major float64 matrix ``a`` (row ``i`` holds entries ``j ≥ i``
+contiguously). Entries below the diagonal and the padding columns hold scratch values and are
+never read as results.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -41,8 +43,10 @@ def _lanes() -> int:
     return 16 if llvm.get_host_cpu_features().get("avx512f", False) else 8
 
 
-#: float32 lanes per SIMD vector (the Gram kernel); float64 lanes are half as many
+#: float32 lanes per SIMD vector (the Gram kernel and the gather)
 LANES = _lanes()
+#: float64 lanes per SIMD vector (the Cholesky and the back substitution)
+_F64_LANES = LANES // 2
 #: extra columns the matrices need past the last used one (the kernels read and write whole
 #: vectors; what lands there is scratch)
 PAD = 2 * LANES
@@ -51,6 +55,8 @@ _TILE_ROWS = 6
 #: rows of U computed together, and float64 vectors per row and column chunk (sums in flight)
 _CHOL_ROWS = 4
 _CHOL_VECTORS = 4 if LANES == 16 else 2
+#: ``a``'s rows come in whole Gram tiles and whole Cholesky blocks
+_ROW_MULTIPLE = math.lcm(_TILE_ROWS, _CHOL_ROWS)
 
 _F32, _F64, _I64 = ir.FloatType(), ir.DoubleType(), ir.IntType(64)
 _BITS = {ir.FloatType: 32, ir.DoubleType: 64}
@@ -59,7 +65,16 @@ _BITS = {ir.FloatType: 32, ir.DoubleType: 64}
 @njit(cache=True, inline="always")
 def padded_rows(d: int) -> int:
     """Rows ``a`` needs for a system of size ``d`` (whole Gram tiles and Cholesky blocks)."""
-    return -(-d // 12) * 12
+    return -(-d // _ROW_MULTIPLE) * _ROW_MULTIPLE
+
+
+def _int(value: int) -> ir.Constant:
+    return ir.Constant(_I64, value)
+
+
+def _c_contiguous(*arrays: Any) -> bool:
+    """Whether every array argument is C-contiguous (the kernels index raw data pointers)."""
+    return all(isinstance(a, types.Array) and a.layout == "C" for a in arrays)
 
 
 def _splat(builder: ir.IRBuilder, scalar: ir.Value, vty: ir.VectorType) -> ir.Value:
@@ -101,7 +116,7 @@ def _matrix(
 
 
 def _round_down(builder: ir.IRBuilder, value: ir.Value, multiple: int) -> ir.Value:
-    return builder.and_(value, ir.Constant(_I64, -multiple))
+    return builder.and_(value, _int(-multiple))
 
 
 def _gram_upper(typingctx: Any, block: Any, n: Any, d: Any, a: Any, first: Any) -> Any:
@@ -115,6 +130,8 @@ def _gram_upper(typingctx: Any, block: Any, n: Any, d: Any, a: Any, first: Any) 
     multiply-adds into twelve vector sums held in registers. Columns ``d + 1 ..`` of ``block``
     must be zero and both arrays ``PAD`` columns wider than ``d + 1`` (tiles overhang).
     """
+    if not _c_contiguous(block, a):
+        return None
     sig = types.void(block, n, d, a, first)
 
     def codegen(
@@ -130,11 +147,9 @@ def _gram_upper(typingctx: Any, block: Any, n: Any, d: Any, a: Any, first: Any) 
         acc = [[cgutils.alloca_once(builder, vf) for _ in range(2)] for _ in range(_TILE_ROWS)]
         zero = ir.Constant(vf, [0.0] * LANES)
         is_first = builder.icmp_unsigned("!=", first_flag, ir.Constant(first_flag.type, 0))
-        columns = builder.add(size, ir.Constant(_I64, 1))
-        step = ir.Constant(_I64, 2 * LANES)
-        with cgutils.for_range_slice(
-            builder, ir.Constant(_I64, 0), size, ir.Constant(_I64, _TILE_ROWS)
-        ) as (i0, _):
+        columns = builder.add(size, _int(1))
+        step = _int(2 * LANES)
+        with cgutils.for_range_slice(builder, _int(0), size, _int(_TILE_ROWS)) as (i0, _):
             j_start = _round_down(builder, i0, LANES)
             with cgutils.for_range_slice(builder, j_start, columns, step) as (j0, _):
                 for row in acc:
@@ -144,21 +159,19 @@ def _gram_upper(typingctx: Any, block: Any, n: Any, d: Any, a: Any, first: Any) 
                     base = builder.gep(bdata, [builder.mul(loop.index, bcols)])
                     x = [
                         _load_vector(builder, base, j0, vf),
-                        _load_vector(builder, base, builder.add(j0, ir.Constant(_I64, LANES)), vf),
+                        _load_vector(builder, base, builder.add(j0, _int(LANES)), vf),
                     ]
                     for c in range(_TILE_ROWS):
-                        offset = builder.add(i0, ir.Constant(_I64, c))
+                        offset = builder.add(i0, _int(c))
                         s = _splat(builder, builder.load(builder.gep(base, [offset])), vf)
                         for v in range(2):
                             builder.store(
                                 builder.call(fma, [x[v], s, builder.load(acc[c][v])]), acc[c][v]
                             )
                 for c in range(_TILE_ROWS):
-                    row_start = builder.mul(builder.add(i0, ir.Constant(_I64, c)), acols)
+                    row_start = builder.mul(builder.add(i0, _int(c)), acols)
                     for v in range(2):
-                        offset = builder.add(
-                            row_start, builder.add(j0, ir.Constant(_I64, v * LANES))
-                        )
+                        offset = builder.add(row_start, builder.add(j0, _int(v * LANES)))
                         total = builder.fpext(builder.load(acc[c][v]), vd)
                         old = _load_vector(builder, adata, offset, vd)
                         new = builder.select(is_first, total, builder.fadd(old, total))
@@ -182,6 +195,8 @@ def _cholesky_upper(typingctx: Any, a: Any, d: Any, cols: Any) -> Any:
     positive (round-off on an empty row; the ridge term keeps real ones positive) becomes 1e-6.
     ``a`` needs ``padded_rows(d)`` rows and ``PAD`` more columns than ``cols``.
     """
+    if not _c_contiguous(a):
+        return None
     sig = types.void(a, d, cols)
 
     def codegen(
@@ -189,7 +204,7 @@ def _cholesky_upper(typingctx: Any, a: Any, d: Any, cols: Any) -> Any:
     ) -> ir.Value:
         adata, acols = _matrix(context, builder, signature.args[0], args[0])
         size, width = args[1], args[2]
-        lanes = LANES // 2
+        lanes = _F64_LANES
         vd = ir.VectorType(_F64, lanes)
         fma = _fma(builder, vd)
         sqrt = cgutils.get_or_insert_function(
@@ -203,16 +218,13 @@ def _cholesky_upper(typingctx: Any, a: Any, d: Any, cols: Any) -> Any:
         def at(row: ir.Value, col: ir.Value) -> ir.Value:
             return builder.add(builder.mul(row, acols), col)
 
-        def const(value: int) -> ir.Constant:
-            return ir.Constant(_I64, value)
-
-        with cgutils.for_range_slice(builder, const(0), size, const(_CHOL_ROWS)) as (i, _):
-            rows = [builder.add(i, const(r)) for r in range(_CHOL_ROWS)]
+        with cgutils.for_range_slice(builder, _int(0), size, _int(_CHOL_ROWS)) as (i, _):
+            rows = [builder.add(i, _int(r)) for r in range(_CHOL_ROWS)]
             first_col = _round_down(builder, i, lanes)
-            chunk = const(lanes * _CHOL_VECTORS)
+            chunk = _int(lanes * _CHOL_VECTORS)
             # 1. subtract the rows k < i, one chunk of columns at a time
             with cgutils.for_range_slice(builder, first_col, width, chunk) as (j0, _):
-                cols = [builder.add(j0, const(v * lanes)) for v in range(_CHOL_VECTORS)]
+                cols = [builder.add(j0, _int(v * lanes)) for v in range(_CHOL_VECTORS)]
                 for r in range(_CHOL_ROWS):
                     for v in range(_CHOL_VECTORS):
                         value = _load_vector(builder, adata, at(rows[r], cols[v]), vd)
@@ -230,7 +242,7 @@ def _cholesky_upper(typingctx: Any, a: Any, d: Any, cols: Any) -> Any:
                     for v in range(_CHOL_VECTORS):
                         _store_vector(builder, builder.load(acc[r][v]), adata, at(rows[r], cols[v]))
             # 2. finish the block's rows in order
-            step = const(lanes)
+            step = _int(lanes)
             for r in range(_CHOL_ROWS):
                 row = rows[r]
                 with builder.if_then(builder.icmp_signed("<", row, size)):
@@ -262,6 +274,8 @@ def _back_substitute(typingctx: Any, a: Any, d: Any, x: Any) -> Any:
     """Solve ``U x = y`` for the upper-triangular ``U = a[:d, :d]`` and ``y`` in column ``d`` of
     ``a`` (as :func:`cholesky_upper` leaves them): ``x_i = (y_i − U[i, i+1:] · x[i+1:]) / U_ii``,
     each dot product a vector at a time. ``x`` needs ``PAD`` entries more than ``d``."""
+    if not _c_contiguous(a, x):
+        return None
     sig = types.void(a, d, x)
 
     def codegen(
@@ -270,7 +284,7 @@ def _back_substitute(typingctx: Any, a: Any, d: Any, x: Any) -> Any:
         adata, acols = _matrix(context, builder, signature.args[0], args[0])
         size = args[1]
         xdata = context.make_array(signature.args[2])(context, builder, args[2]).data
-        lanes = LANES // 2
+        lanes = _F64_LANES
         vd = ir.VectorType(_F64, lanes)
         vi = ir.VectorType(_I64, lanes)
         lane_index = ir.Constant(vi, list(range(lanes)))
@@ -283,12 +297,12 @@ def _back_substitute(typingctx: Any, a: Any, d: Any, x: Any) -> Any:
         acc = cgutils.alloca_once(builder, vd)
         last = _splat(builder, size, vi)
         with cgutils.for_range(builder, size) as loop:
-            i = builder.sub(builder.sub(size, ir.Constant(_I64, 1)), loop.index)
+            i = builder.sub(builder.sub(size, _int(1)), loop.index)
             row = builder.mul(i, acols)
-            after = builder.add(i, ir.Constant(_I64, 1))
+            after = builder.add(i, _int(1))
             builder.store(zero, acc)
             first_col = _round_down(builder, after, lanes)
-            step = ir.Constant(_I64, lanes)
+            step = _int(lanes)
             with cgutils.for_range_slice(builder, first_col, size, step) as (j0, _):
                 j = builder.add(_splat(builder, j0, vi), lane_index)
                 inside = builder.and_(
@@ -323,9 +337,11 @@ def _gather_rows(
     rating ``r = start + j`` of column ``i = indices[r]``; the columns after stay as they are.
 
     A vector copy of each factor row (what Numba's slice assignment spends dozens of
-    instructions on). ``factors`` must be C-contiguous float32, like ``block``.
+    instructions on). ``factors`` must be float32, like ``block``.
     """
-    if not (factors.layout == "C" and factors.dtype == types.float32 and block.layout == "C"):
+    if not (
+        _c_contiguous(block, indices, values, factors, bias) and factors.dtype == types.float32
+    ):
         return None
     sig = types.void(block, indices, values, factors, bias, mean, start, n)
 
@@ -349,12 +365,10 @@ def _gather_rows(
             i = context.cast(builder, i, ity.dtype, types.int64)
             src = builder.mul(i, k)
             dst = builder.mul(loop.index, bcols)
-            with cgutils.for_range_slice(
-                builder, ir.Constant(_I64, 0), whole, ir.Constant(_I64, LANES)
-            ) as (f, _):
+            with cgutils.for_range_slice(builder, _int(0), whole, _int(LANES)) as (f, _):
                 vector = _load_vector(builder, fdata, builder.add(src, f), vf)
                 _store_vector(builder, vector, bdata, builder.add(dst, f))
-            with cgutils.for_range_slice(builder, whole, k, ir.Constant(_I64, 1)) as (f, _):
+            with cgutils.for_range_slice(builder, whole, k, _int(1)) as (f, _):
                 value = builder.load(builder.gep(fdata, [builder.add(src, f)]))
                 builder.store(value, builder.gep(bdata, [builder.add(dst, f)]))
             one = builder.gep(bdata, [builder.add(dst, k)])
@@ -364,9 +378,7 @@ def _gather_rows(
             offset = builder.load(builder.gep(bias_data, [i]))
             offset = context.cast(builder, offset, biasty.dtype, types.float64)
             target = builder.fsub(builder.fsub(rating, mean), offset)
-            target_slot = builder.gep(
-                bdata, [builder.add(dst, builder.add(k, ir.Constant(_I64, 1)))]
-            )
+            target_slot = builder.gep(bdata, [builder.add(dst, builder.add(k, _int(1)))])
             builder.store(builder.fptrunc(target, _F32), target_slot)
         return context.get_dummy_value()
 
