@@ -46,7 +46,8 @@ INNER_FOLDS = 5
 AGE_BINS = (0, 18, 25, 30, 35, 45, 50, 56, 200)
 SEGMENTS = ("gender", "age", "occupation", "zip")
 SEGMENT_PENALTIES = (10, 30, 100, 300, 1000, None)  # None: segmentation left out
-RIDGE_PENALTIES = (3e2, 1e3, 3e3, 1e4, 3e4)
+RIDGE_PENALTIES = (1e2, 3e2, 1e3, 3e3, 1e4, 3e4, 1e5)
+ITEM_FACTORS = {"num_factors": 16, "l2_reg": 8.0}  # the MF whose item factors the ridge uses
 CHUNK = 20_000  # rows per block of ridge design matrix
 CALIBRATION = "calibration"
 SEGMENT_MODEL = "calibration + segment x item"
@@ -235,11 +236,18 @@ def choose_segment_penalties(
     return penalties, best
 
 
-def ridge_item_features(enc: Encoded, st: ItemStats, i_train: np.ndarray) -> np.ndarray:
-    """Genres and item statistics standardized over the training ratings, indexed by item id."""
+def ridge_item_features(
+    enc: Encoded, st: ItemStats, train: pd.DataFrame, items: pd.DataFrame
+) -> np.ndarray:
+    """Genres, item statistics and MF item factors, standardized over the training ratings,
+    indexed by item id (items without training ratings get zero factors)."""
+    mf = MatrixFactorization(eval_fraction=0.0, seed=SEED, **ITEM_FACTORS).fit(train, items=items)
+    factors = np.zeros((enc.n_items, mf.item_factors_.shape[1]))
+    factors[mf.item_vocab_.ids] = mf.item_factors_
     stats = np.column_stack(
-        [st.item_bias, st.mean, np.log1p(st.count), (enc.year - 1990) / 10],
+        [st.item_bias, st.mean, np.log1p(st.count), (enc.year - 1990) / 10, factors],
     )
+    i_train = train["movieId"].to_numpy()
     stats = (stats - stats[i_train].mean(0)) / stats[i_train].std(0)
     return np.hstack([enc.genres, stats])
 
@@ -312,7 +320,7 @@ def run_fold(
     effects = fit_segment_effects(enc, u, i, r_full, active)
     segment = calibrated + predict_segment_effects(enc, effects, tu, ti)
 
-    z_item = ridge_item_features(enc, st, i)
+    z_item = ridge_item_features(enc, st, train, items)
     coef, ridge_lam, ridge_sse = ridge_cold_user(enc, u, i, resid, within, groups, z_item, r_full)
     ridge = calibrated + interactions(enc.attributes[tu], z_item[ti]) @ coef
 
