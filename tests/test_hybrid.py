@@ -8,6 +8,7 @@ import pytest
 
 from hybridrec.hybrid import HybridRecommender, hybrid_dataset_sql
 from hybridrec.hybrid._compare import compare_models, split_scenario
+from hybridrec.hybrid._stacking import _ridge_path
 from hybridrec.mf import MatrixFactorization
 
 FAST_BOOSTED = {"n_estimators": 60, "learning_rate": 0.1, "early_stopping_rounds": 10}
@@ -373,3 +374,20 @@ def test_ranking_metrics_sample_users_when_there_are_too_many_pairs(linear, monk
     sampled = linear.evaluate()
     assert sampled["rmse"] == full["rmse"]  # regression metrics use every held-out rating
     assert 0 <= sampled["precision@10"] <= 1 and sampled["precision@10"] != full["precision@10"]
+
+
+def test_ridge_path_matches_one_direct_solve_per_penalty_pair():
+    # the new-user model's cross-validation solves every penalty pair through one
+    # eigendecomposition of the crossed block; it must equal the plain ridge solutions
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 12))
+    x[:, -1] = 1.0  # an unpenalised intercept column
+    gram, rhs = x.T @ x, x.T @ rng.standard_normal(400)
+    main = np.r_[np.zeros(2), np.ones(3), np.zeros(7)]
+    crossed = np.r_[np.zeros(5), np.ones(6), 0.0]
+    fixed = np.r_[np.full(2, 1e-4), np.zeros(10)]
+    pairs = [(1e-3, 10.0), (1.0, 1e-3), (100.0, 1.0)]
+    solutions = _ridge_path(gram, rhs, 400.0, pairs, main, crossed, fixed)
+    for (a, b), w in zip(pairs, solutions, strict=True):
+        penalty = np.diag(400.0 * (a * main + b * crossed + fixed))
+        np.testing.assert_allclose(w, np.linalg.solve(gram + penalty, rhs), rtol=1e-9, atol=1e-12)

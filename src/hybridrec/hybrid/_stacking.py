@@ -258,20 +258,19 @@ class NewUserRidge:
         base = np.zeros(p)
         base[: len(b_idx)] = 1.0
 
-        def penalties(pair: tuple[float, float], rows: float) -> np.ndarray:
-            return np.diag(rows * (pair[0] * main + pair[1] * crossed + _BASE_PENALTY * base))
-
+        fixed = main, crossed, _BASE_PENALTY * base
         pairs = [(a, b) for a in NEW_USER_PENALTIES for b in NEW_USER_PENALTIES]
-        cv: dict[str, float] = {}
-        for pair in pairs if labels.size >= 2 else []:
-            sse = 0.0
-            for g in range(labels.size):
-                a = xtx.sum(0) - xtx[g]
-                w = np.linalg.solve(a + penalties(pair, n - counts[g]), xty.sum(0) - xty[g])
-                sse += float(yty[g] - 2 * w @ xty[g] + w @ xtx[g] @ w)
-            cv[f"{pair[0]:g},{pair[1]:g}"] = float(np.sqrt(max(sse, 0.0) / n))
+        sse = dict.fromkeys(pairs, 0.0)
+        folds = range(labels.size) if labels.size >= 2 else range(0)  # one group: no CV
+        for g in folds:
+            others = xtx.sum(0) - xtx[g], xty.sum(0) - xty[g]
+            solutions = _ridge_path(*others, n - counts[g], pairs, *fixed)
+            for pair, w in zip(pairs, solutions, strict=True):
+                sse[pair] += float(yty[g] - 2 * w @ xty[g] + w @ xtx[g] @ w)
+        cv = {f"{a:g},{b:g}": float(np.sqrt(max(e, 0.0) / n)) for (a, b), e in sse.items()}
+        cv = cv if folds else {}
         best = min(pairs, key=lambda q: cv[f"{q[0]:g},{q[1]:g}"]) if cv else (1.0, 1.0)
-        w = np.linalg.solve(xtx.sum(0) + penalties(best, n), xty.sum(0))
+        (w,) = _ridge_path(xtx.sum(0), xty.sum(0), n, [best], *fixed)
         return cls(
             base_columns=list(NEW_USER_BASE),
             user_columns=list(user_columns),
@@ -360,3 +359,37 @@ class NewUserRidge:
             interaction_penalty=float(meta["interaction_penalty"]),
             cv_rmse={k: float(v) for k, v in meta.get("cv_rmse", {}).items()},
         )
+
+
+def _ridge_path(
+    gram: np.ndarray,
+    rhs: np.ndarray,
+    rows: float,
+    pairs: Sequence[tuple[float, float]],
+    main: np.ndarray,
+    crossed: np.ndarray,
+    fixed: np.ndarray,
+) -> list[np.ndarray]:
+    """Ridge weights for each penalty pair ``(a, b)``: the solutions of
+    ``(gram + rows · diag(a · main + b · crossed + fixed)) w = rhs`` (``main`` and ``crossed`` are
+    0/1 masks of the penalised columns, ``fixed`` a penalty that does not vary).
+
+    The crossed block's penalty is a multiple of the identity, so one eigendecomposition of its
+    Gram block serves every pair; each pair then solves only the small system of the other
+    columns (their Schur complement) and gets the crossed weights by back-substitution: exact,
+    and far cheaper than one factorisation of the whole matrix per pair."""
+    k = crossed > 0
+    s = ~k
+    evals, evecs = np.linalg.eigh(gram[np.ix_(k, k)])
+    coupling = gram[np.ix_(s, k)] @ evecs  # A_sk V
+    rhs_k = evecs.T @ rhs[k]
+    out = []
+    for a, b in pairs:
+        inverse = 1.0 / (evals + rows * b)  # (A_kk + rows · b · I)⁻¹ = V diag(inverse) Vᵀ
+        schur = gram[np.ix_(s, s)] - (coupling * inverse) @ coupling.T
+        schur[np.diag_indices_from(schur)] += rows * (a * main[s] + fixed[s])
+        w = np.empty_like(rhs)
+        w[s] = np.linalg.solve(schur, rhs[s] - (coupling * inverse) @ rhs_k)
+        w[k] = evecs @ (inverse * (rhs_k - coupling.T @ w[s]))
+        out.append(w)
+    return out
