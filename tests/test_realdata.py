@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from hybridrec.cli import main
+from hybridrec.hybrid import HybridRecommender
 from hybridrec.mf import MatrixFactorization
 from hybridrec.workspace import Workspace
 
@@ -38,5 +39,12 @@ def test_demo_runs_end_to_end(tmp_path):
         "Top-5 Comedy for user 903",
         "global__intercept__",
         "rmse",
+        "hybrid_dataset",
+        "recommender_hybrid",
+        "a new user with no ratings",
     ):
         assert expected in result.stdout
+    # the leak-free hybrid is saved, and beats the MF it is built on
+    hybrid = HybridRecommender.load(tmp_path / "ws" / "models" / "hybrid_gbm")
+    mf = MatrixFactorization.load(tmp_path / "ws" / "models" / "recommender_16")
+    assert hybrid.metrics_["rmse"] < mf.metrics_["rmse"]
