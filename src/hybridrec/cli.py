@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,7 +78,8 @@ def _guarded(func: F) -> F:
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
             click.echo(
-                f"internal error: {type(exc).__name__}: {exc} (rerun with -v for details)", err=True
+                f"internal error: {type(exc).__name__}: {exc} (rerun with -vv for the traceback)",
+                err=True,
             )
             sys.exit(1)
 
@@ -160,7 +161,36 @@ output stays clean. Run "hybridrec COMMAND --help" for a command's options and e
 """
 
 
+class _OneLineUsageErrors(click.Group):
+    """Click's usage errors (a bad option value, a missing option, an unknown command) as the
+    one line every other bad input gets: ``error: ...`` and exit code 2, not four lines of
+    usage and hints."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "hybridrec"
+            sys.exit(_one_line_error(f"{exc.format_message()} (see {where} --help)"))
+        except click.ClickException as exc:
+            sys.exit(_one_line_error(exc.format_message()))
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)  # click.exceptions.Exit gives its code
+
+
 @click.group(
+    cls=_OneLineUsageErrors,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EPILOG,
 )
@@ -231,16 +261,34 @@ def load(state: _State, source: str, fmt: str, engine: str) -> None:
 @click.option("--items", type=click.IntRange(min=1), default=26_744, show_default=True)
 @click.option("--ratings", type=click.IntRange(min=1), default=20_000_263, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--force", is_flag=True, help="Replace ratings.csv / movies.csv that are not synthetic."
+)
 @format_option
 @click.pass_obj
 @_guarded
 def synth(
-    state: _State, out_dir: str, users: int, items: int, ratings: int, seed: int, fmt: str
+    state: _State,
+    out_dir: str,
+    users: int,
+    items: int,
+    ratings: int,
+    seed: int,
+    force: bool,
+    fmt: str,
 ) -> None:
     from dataclasses import asdict
 
     from hybridrec.data import SynthConfig, write_synthetic
 
+    out = Path(out_dir)
+    theirs = [f for f in ("ratings.csv", "movies.csv") if (out / f).exists()]
+    if theirs and not (out / "truth").is_dir() and not force:
+        # a synthetic dataset (it has truth/) may be regenerated; anything else is someone's data
+        raise HybridrecError(
+            f"--out {out_dir} already holds {' and '.join(theirs)} that synth did not write: "
+            "choose another folder, or give --force to replace them"
+        )
     config = SynthConfig(n_users=users, n_items=items, n_ratings=ratings, seed=seed)
     summary = write_synthetic(out_dir, config, show_progress=state.show_progress)
     _emit_mapping(
@@ -378,9 +426,7 @@ def train_mf(
             params["wals_alpha"] = wals_alpha
         implicit = ImplicitMatrixFactorization(**params, show_progress=state.show_progress)
         implicit.fit(ratings, items=movies)
-        implicit.save(path)
-        if not state.quiet:
-            click.echo(f"saved model {name!r} to {path}", err=True)
+        _save_model(state, implicit, name, path)
         _emit(implicit.training_info(), fmt, title=f"training info: {name}")
         return
     if wals_alpha is not None:
@@ -394,9 +440,7 @@ def train_mf(
     model = MatrixFactorization(**params, show_progress=state.show_progress)
     model.fit(ratings, items=movies)
     model.tuning_trials_ = trials
-    model.save(path)
-    if not state.quiet:
-        click.echo(f"saved model {name!r} to {path}", err=True)
+    _save_model(state, model, name, path)
     _emit(model.training_info(), fmt, title=f"training info: {name}")
 
 
@@ -447,9 +491,7 @@ def _train_mf_spark(
         _working(state, "training on Spark"),
     ):
         model.fit(ratings, items=movies, spark=spark)
-        model.save(path)
-    if not state.quiet:
-        click.echo(f"saved model {name!r} to {path} (trained on Spark)", err=True)
+        _save_model(state, model, name, path, note=" (trained on Spark)")
     _emit(model.training_info(), fmt, title=f"training info: {name}")
 
 
@@ -599,7 +641,6 @@ def train_hybrid(
     fmt: str,
 ) -> None:
     from hybridrec.hybrid import HybridRecommender
-    from hybridrec.mf import MatrixFactorization
     from hybridrec.models import model_dir
 
     _local_engine_only(engine, spark_master, spark_conf, **{"--ratings": ratings_path})
@@ -612,9 +653,7 @@ def train_hybrid(
         )  # fmt: skip
         return
     ws = state.workspace()
-    mf = state.load_model(mf_name)
-    if not isinstance(mf, MatrixFactorization):
-        raise HybridrecError(f"--mf {mf_name!r} is not a matrix factorization model")
+    mf = _explicit_mf(state, mf_name, name)
     with _working(state, "reading ratings"):
         ratings = ws.ratings()
     params = mf.get_params()
@@ -631,10 +670,7 @@ def train_hybrid(
         max_train_rows=max_train_rows,
     )
     model.fit(ratings, ws.users(), ws.movies(), mf=mf if _same_data(mf, ratings) else None)
-    path = model_dir(ws.models_dir, name)
-    model.save(path)
-    if not state.quiet:
-        click.echo(f"saved model {name!r} to {path}", err=True)
+    _save_model(state, model, name, model_dir(ws.models_dir, name))
     _emit_mapping(model.metrics_, fmt, title=f"evaluation on the hold-out: {name}")
 
 
@@ -655,7 +691,6 @@ def _train_hybrid_spark(
     """``train hybrid --engine spark``: features by Spark SQL, pyspark.ml regressor, saved as
     a local hybrid model (docs/spark.md)."""
     from hybridrec import artifacts
-    from hybridrec.mf import MatrixFactorization
     from hybridrec.models import model_dir
 
     if kind == "dnn":
@@ -668,9 +703,7 @@ def _train_hybrid_spark(
     from hybridrec.spark._regress import data_fingerprint
 
     ws = state.workspace()
-    mf = state.load_model(mf_name)
-    if not isinstance(mf, MatrixFactorization):
-        raise HybridrecError(f"--mf {mf_name!r} is not a matrix factorization model")
+    mf = _explicit_mf(state, mf_name, name)
     meta = artifacts.read_meta(model_dir(ws.models_dir, mf_name))
     mf_params = dict(meta.get("engine", {}).get("params") or mf.get_params())
     params = mf.get_params()
@@ -704,9 +737,7 @@ def _train_hybrid_spark(
                     "the MF was not trained on these ratings: refitting it on Spark"
                 )
         model.fit(ratings, users, movies, mf=mf if same else None, spark=spark)
-        model.save(path)
-    if not state.quiet:
-        click.echo(f"saved model {name!r} to {path} (trained on Spark)", err=True)
+        _save_model(state, model, name, path, note=" (trained on Spark)")
     _emit_mapping(model.metrics_, fmt, title=f"evaluation on the hold-out: {name}")
 
 
@@ -750,7 +781,7 @@ def train_ranker(
     ws = state.workspace()
     options: dict[str, Any] = {}
     if mf_name is not None:
-        params = state.load_model(mf_name).get_params()
+        params = _explicit_mf(state, mf_name, name).get_params()
         options = {
             "mf_params": params,
             "eval_fraction": params["eval_fraction"],
@@ -760,10 +791,7 @@ def train_ranker(
         options["n_candidates"] = candidates
     model = RankingRecommender(**options, show_progress=state.show_progress)
     model.fit(ws.ratings(), items=ws.movies())
-    path = model_dir(ws.models_dir, name)
-    model.save(path)
-    if not state.quiet:
-        click.echo(f"saved model {name!r} to {path}", err=True)
+    _save_model(state, model, name, model_dir(ws.models_dir, name))
     _emit_mapping(model.metrics_, fmt, title=f"evaluation on the hold-out: {name}")
 
 
@@ -832,10 +860,10 @@ def hybrid_dataset(
             state, mf_name, encoding, out, table, seed, ratings_path, spark_master, spark_conf
         )
         return
-    if out is not None and Path(out).is_dir():
-        raise HybridrecError(f"--out {out} is a folder: give a .parquet file")
     if (out is None) == (table is None):
         raise HybridrecError("give exactly one of --out FILE.parquet or --table NAME")
+    if out is not None:
+        _output(state, out, (".parquet",))
     ws = state.workspace()
     meta = artifacts.read_meta(model_dir(ws.models_dir, mf_name))
     if meta.get("kind") != "matrix_factorization":
@@ -1146,15 +1174,20 @@ def recommend(
         raise HybridrecError("give exactly one of --user, --item, --all or --ratings")
     if ratings_file is not None and Path(ratings_file).is_dir():
         raise HybridrecError(f"--ratings {ratings_file} is a directory: give a CSV or Parquet file")
+    if all_users and out is None:
+        raise HybridrecError(
+            "--all needs --out FILE.parquet (the result has a row per user and rank)"
+        )
+    if out is not None and not all_users:
+        raise HybridrecError("--out is for --all; the other modes print (--format csv > FILE)")
+    if (genre or predicate) and (all_users or item is not None):
+        raise HybridrecError(
+            "--genre and --where choose movies for one user: not with --all or --item"
+        )
+    target = _output(state, out, (".parquet",)) if out is not None else None
     model = state.load_model(name)
-    if all_users:
-        if out is None:
-            raise HybridrecError(
-                "--all needs --out FILE.parquet (the result has a row per user and rank)"
-            )
-        if Path(out).is_dir():
-            raise HybridrecError(f"--out {out} is a directory: give a .parquet file")
-        rows = _write_batches(model.recommend_all(n, exclude_seen=not include_seen), out)
+    if target is not None:
+        rows = _write_batches(model.recommend_all(n, exclude_seen=not include_seen), target)
         if not state.quiet:
             click.echo(f"wrote {rows} recommendations to {out}", err=True)
         return
@@ -1244,29 +1277,72 @@ def _spark_mf_model(state: _State, name: str, what: str) -> Path:
     return path
 
 
-def _write_batches(batches: Any, out: str) -> int:
+_KIND_NAMES = {
+    "ImplicitMatrixFactorization": "an implicit-feedback matrix factorization",
+    "HybridRecommender": "a hybrid",
+    "RankingRecommender": "a ranking",
+}
+
+
+def _save_model(state: _State, model: Any, name: str, path: Path, *, note: str = "") -> None:
+    """``model.save(path)`` (atomic), then say where it went and whether it replaced a model."""
+    replaced = path.is_dir()
+    model.save(path)
+    if not state.quiet:
+        again = " (replacing the model of that name)" if replaced else ""
+        click.echo(f"saved model {name!r} to {path}{note}{again}", err=True)
+
+
+def _explicit_mf(state: _State, mf_name: str, name: str) -> Any:
+    """The explicit matrix factorization ``--mf`` names, for a model to be saved as ``name``."""
+    from hybridrec.mf import MatrixFactorization
+
+    if mf_name == name:
+        raise HybridrecError(
+            f"--name {name!r} is also --mf: saving would replace the model it is built from; "
+            "choose another name"
+        )
+    mf = state.load_model(mf_name)
+    if type(mf) is not MatrixFactorization:
+        kind = _KIND_NAMES.get(type(mf).__name__, f"a {type(mf).__name__}")
+        raise HybridrecError(
+            f"--mf {mf_name!r} is {kind} model: give an explicit matrix factorization "
+            "(hybridrec train mf)"
+        )
+    return mf
+
+
+def _write_batches(batches: Any, target: Path) -> int:
     """Stream record batches to a Parquet file, atomically (temp file, then rename)."""
     import pyarrow.parquet as pq
 
-    target = Path(out)
-    tmp = target.with_name(f".{target.name}.tmp")
+    from hybridrec._files import atomic_file
+
     rows = 0
-    writer = None
-    try:
-        for batch in batches:
+    with atomic_file(target) as tmp:
+        writer = None
+        try:
+            for batch in batches:
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, batch.schema, compression="zstd")
+                writer.write_batch(batch)
+                rows += batch.num_rows
             if writer is None:
-                writer = pq.ParquetWriter(tmp, batch.schema, compression="zstd")
-            writer.write_batch(batch)
-            rows += batch.num_rows
-        if writer is not None:
-            writer.close()
-            writer = None
-            os.replace(tmp, target)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+                raise HybridrecError(f"nothing to write to {target}: the model has no users")
+        finally:
+            if writer is not None:
+                writer.close()
     return rows
+
+
+def _output(state: _State, out: str, suffixes: tuple[str, ...], *inputs: str | None) -> Path:
+    """``out`` checked before any work: the right file type, a folder that exists, and
+    neither the workspace's own files nor one of the command's ``inputs``."""
+    from hybridrec._files import check_output
+
+    ws = state.workspace()
+    protected = (ws.db_path, ws.db_path.with_name(ws.db_path.name + ".wal"), ws.models_dir)
+    return check_output(out, suffixes=suffixes, protected=protected, inputs=inputs)
 
 
 @main.command(
@@ -1292,6 +1368,10 @@ def _write_batches(batches: Any, out: str) -> int:
 def predict(state: _State, name: str, pairs: str, out: str | None, fmt: str) -> None:
     from hybridrec.data._files import read_frame
 
+    if out is not None:
+        _output(state, out, (".csv", ".parquet"), pairs)
+        if fmt != "table":
+            raise HybridrecError("--format applies to printed output; --out takes its extension")
     frame = read_frame(pairs, required=("userId", "movieId"))
     result = state.load_model(name).predict_frame(frame)
     if out is None:
@@ -1334,6 +1414,8 @@ def weights(
     out: str | None,
     fmt: str,
 ) -> None:
+    if out is not None:
+        _output(state, out, (".csv", ".parquet"))
     model = state.load_model(name)
     if out is not None:
         table = model.weights_table(users=list(users) or None, items=list(items) or None)
@@ -1367,17 +1449,11 @@ def _write_table_atomically(table: Any, out: str) -> None:
 def _write_atomically(out: str, write: Callable[[Path, bool], None]) -> None:
     """``write(tmp, parquet)`` a file beside ``out`` (Parquet when ``out`` ends in .parquet,
     else CSV), then rename it into place: never a half-written ``out``."""
+    from hybridrec._files import atomic_file
+
     target = Path(out)
-    if target.is_dir():
-        raise HybridrecError(f"--out {out} is a folder: give a file name")
-    if not target.parent.exists():
-        raise HybridrecError(f"--out {out}: folder {target.parent} does not exist")
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
+    with atomic_file(target) as tmp:
         write(tmp, target.suffix.lower() == ".parquet")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @main.command(
@@ -1536,6 +1612,7 @@ def report(
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise HybridrecError(f"model {repeated[0]!r} is named twice")
+    _output(state, out, (".html", ".htm"), comparison)
     table = _read_comparison(comparison) if comparison else None
     with _working(state, "loading models and ratings"):
         models = {n: state.load_model(n) for n in names}
@@ -1709,6 +1786,7 @@ def serve(
         "server_header": False,
         "timeout_graceful_shutdown": int(timeout) + 5,
     }
+    _check_listen(host, port)
     if workers == 1:
         app = serving.create_app(path, admin_token=token, **options)
         if not state.quiet:
@@ -1725,6 +1803,21 @@ def serve(
         {**options, "model_path": str(path), "admin_token_env": admin_token_env}
     )
     uvicorn.run("hybridrec.serve:app_from_env", factory=True, workers=workers, **run_options)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` once before starting the server, so a port in use or an unknown host
+    is one line naming them (uvicorn would log several and exit with code 3)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:  # socket.gaierror is an OSError too
+        raise HybridrecError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrec._errors import HybridrecError
+from hybridrec._files import atomic_file
 from hybridrec._output import _cell
 from hybridrec._progress import Progress, progress_bar
 from hybridrec.evaluate import regression_metrics
@@ -928,12 +929,7 @@ def _frame_table(frame: pd.DataFrame, caption: str | None = None) -> str:
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file next to ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from hybridrec._errors import DataError, HybridrecError, NotFoundError
+from hybridrec._files import atomic_file
 from hybridrec._progress import Progress, progress_bar
 from hybridrec.data._layouts import ML100K_GENRES, LayoutPlan, TextFile, open_layout
 from hybridrec.data._sources import resolve_source
@@ -367,22 +368,17 @@ class Workspace:
         """Stream the result of a read-only ``query`` to a Parquet file (DuckDB ``COPY``, never
         the whole result in memory), atomically; returns the row count."""
         _check_read_only(query)
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.tmp")
-        try:
-            with self._reader() as con:
-                try:
-                    # COPY answers with the number of rows written; fetching all of it leaves
-                    # the shared connection free for the next query.
-                    copied = con.execute(
-                        f"COPY ({query}) TO {_lit(str(tmp))} (FORMAT parquet)"
-                    ).fetchall()
-                except duckdb.Error as exc:
-                    raise self._sql_error(exc) from None
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return int(copied[0][0]) if copied else 0
+        with atomic_file(path) as tmp, self._reader() as con:
+            try:
+                # COPY answers with the number of rows written; fetching all of it leaves the
+                # shared connection free for the next query.
+                copied = con.execute(f"COPY ({query}) TO {_lit(str(tmp))} (FORMAT parquet)")
+                rows = copied.fetchall()
+            except duckdb.IOException as exc:
+                raise HybridrecError(f"cannot write {path}: {str(exc).splitlines()[0]}") from None
+            except duckdb.Error as exc:
+                raise self._sql_error(exc) from None
+        return int(rows[0][0]) if rows else 0
 
     def write_table(self, name: str, data: pd.DataFrame | pa.Table) -> int:
         """Store a DataFrame or Arrow table as table ``name`` (replacing it); returns rows."""
