@@ -167,3 +167,16 @@ def test_serve_on_a_port_in_use_is_a_one_line_error(trained):
         port = busy.getsockname()[1]
         code, _, err = run(trained, "serve", "m", "--host", "127.0.0.1", "--port", str(port))
     one_line_error(code, err, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_unknown_ids_are_answered_with_a_note_naming_them(trained, tmp_path):
+    code, out, err = run(trained, "recommend", "m", "--user", "999999", "-n", "2", quiet=False)
+    assert code == 0 and "note: user 999999 is not in model 'm'" in err and "movieId" in out
+    code, _, err = run(trained, "recommend", "m", "--user", "1", "-n", "2", quiet=False)
+    assert code == 0 and "note:" not in err
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("userId,movieId\n1,1\n999999,2\n1,777777\n")
+    code, out, err = run(trained, "predict", "m", "--pairs", str(pairs), "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 3 and err == ""  # --quiet: no note
+    code, _, err = run(trained, "predict", "m", "--pairs", str(pairs), quiet=False)
+    assert code == 0 and "2 ids" in err and "userId 999999" in err and "movieId 777777" in err

@@ -1214,6 +1214,9 @@ def recommend(
             options["rank_by"] = rank_by
         elif rank_by == "relevance":
             raise HybridrecError(f"model {name!r} ranks by predicted rating only; train a ranker")
+    unknown = _unknown(model, "user", [user])
+    if unknown and not state.quiet:
+        click.echo(f"note: user {user} is not in model {name!r}: answered as a new user", err=True)
     _emit(model.recommend(user, n, **options), fmt)
 
 
@@ -1282,6 +1285,18 @@ _KIND_NAMES = {
     "HybridRecommender": "a hybrid",
     "RankingRecommender": "a ranking",
 }
+
+
+def _unknown(model: Any, side: str, ids: Any) -> list[str]:
+    """``ids`` (users or items, as given) that ``model`` has not seen, as ``"userId 7"``."""
+    owner = model if hasattr(model, f"{side}_vocab_") else getattr(model, "mf_", None)
+    vocab = getattr(owner, f"{side}_vocab_", None)
+    if vocab is None:
+        return []
+    values = pd.unique(pd.Series(list(ids), dtype=object).dropna())
+    missing = values[vocab.index_of(values) < 0]
+    column = "userId" if side == "user" else "movieId"
+    return [f"{column} {v}" for v in missing]
 
 
 def _save_model(state: _State, model: Any, name: str, path: Path, *, note: str = "") -> None:
@@ -1373,7 +1388,16 @@ def predict(state: _State, name: str, pairs: str, out: str | None, fmt: str) -> 
         if fmt != "table":
             raise HybridrecError("--format applies to printed output; --out takes its extension")
     frame = read_frame(pairs, required=("userId", "movieId"))
-    result = state.load_model(name).predict_frame(frame)
+    model = state.load_model(name)
+    result = model.predict_frame(frame)
+    unknown = _unknown(model, "user", frame["userId"]) + _unknown(model, "item", frame["movieId"])
+    if unknown and not state.quiet:
+        shown = ", ".join(unknown[:5]) + (", …" if len(unknown) > 5 else "")
+        click.echo(
+            f"note: {len(unknown)} ids of {pairs} are not in model {name!r} ({shown}): "
+            "their predictions are the model's fallback for ids it has not seen",
+            err=True,
+        )
     if out is None:
         _emit(result, fmt)
         return
