@@ -321,7 +321,7 @@ def test_cli_train_hybrid_with_a_missing_mf(cli_ws):
     models = cli_ws / "models"
     assert not (models / "h2").exists() and not list(models.glob(".h2*"))
     code, _, err = run(cli_ws, "train", "hybrid", "--mf", "h", "--name", "h3")
-    assert "not a matrix factorization model" in _one_line_error(code, err)
+    assert "'h' is a hybrid model" in _one_line_error(code, err)
     assert not (models / "h3").exists()
     for command in ("dataset", "notebook"):
         extra = ["--out", str(cli_ws / "x.parquet")] if command == "dataset" else []

@@ -574,7 +574,7 @@ def test_evaluate_on_spark_is_the_local_evaluate(spark, synth_ws, odd_model, tmp
         (["recommend", "mf", "--all", *spark_options], "--out PATH"),
         (["recommend", "mf", "--all", "--genre", "Drama", "--out", "x", *spark_options], "--genre"),
         (["recommend", "fake_hybrid", "--all", "--out", "x", *spark_options], "local engine"),
-        (["recommend", "mf", "--all", "--out", str(tmp_path), "-n", "2"], "is a directory"),
+        (["recommend", "mf", "--all", "--out", str(tmp_path), "-n", "2"], "is a folder"),
         (["load", "ml-100k", "--engine", "spark"], "local DuckDB file"),
     ):
         bad = runner.invoke(main, [*w, *args])
