@@ -180,3 +180,24 @@ def test_unknown_ids_are_answered_with_a_note_naming_them(trained, tmp_path):
     assert code == 0 and len(json.loads(out)) == 3 and err == ""  # --quiet: no note
     code, _, err = run(trained, "predict", "m", "--pairs", str(pairs), quiet=False)
     assert code == 0 and "2 ids" in err and "userId 999999" in err and "movieId 777777" in err
+
+
+def test_models_needs_a_workspace_and_json_is_always_valid(trained, tmp_path):
+    missing = tmp_path / "nowhere"
+    code, _, err = run(missing, "models")
+    one_line_error(code, err, "does not exist")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, _, err = run(afile, "models")
+    one_line_error(code, err, "is a file")
+    query = "SELECT 'inf'::DOUBLE AS a, 'nan'::DOUBLE AS b, 1.5 AS c"
+    code, out, _ = run(trained, "sql", query, "--format", "json")
+    assert code == 0 and json.loads(out) == [{"a": None, "b": None, "c": 1.5}]
+    assert "Infinity" not in out and "NaN" not in out
+
+
+def test_conflicting_or_empty_options_are_refused(trained):
+    code, _, err = run(trained, "compare", "--kinds", " , ")
+    one_line_error(code, err, "--kinds is empty")
+    code, _, err = run(trained, "explain", "m", "--global", "--user", "1")
+    one_line_error(code, err)  # the model is an MF (no explain) or the flags conflict

@@ -23,7 +23,7 @@ def render(frame: pd.DataFrame, fmt: str, *, title: str | None = None) -> str:
         records = [
             {k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")
         ]
-        return json.dumps(records, indent=2)
+        return json_text(records)
     if fmt == "csv":
         buf = io.StringIO()
         frame.map(_csv_cell).to_csv(buf, index=False)
@@ -34,11 +34,16 @@ def render(frame: pd.DataFrame, fmt: str, *, title: str | None = None) -> str:
 def render_mapping(values: Mapping[str, Any], fmt: str, *, title: str | None = None) -> str:
     """A flat mapping (e.g. metrics) as a two-column table, a JSON object, or a CSV row."""
     if fmt == "json":
-        return json.dumps({k: _plain(v) for k, v in values.items()}, indent=2)
+        return json_text(dict(values))
     if fmt == "csv":
         return render(pd.DataFrame([dict(values)]), "csv")
     frame = pd.DataFrame({"metric": list(values), "value": list(values.values())})
     return _rich_table(frame, title)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as indented, valid JSON: numpy values made plain, NaN and ±inf as null."""
+    return json.dumps(_plain(value), indent=2, allow_nan=False)
 
 
 def _rich_table(frame: pd.DataFrame, title: str | None) -> str:
@@ -94,7 +99,7 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    """Numpy/pandas scalars and arrays to plain Python, NaN to None (valid JSON)."""
+    """Numpy/pandas scalars and arrays to plain Python, NaN and ±inf to None (valid JSON)."""
     if isinstance(value, np.ndarray):
         return [_plain(v) for v in value.tolist()]
     if isinstance(value, list | tuple):
@@ -103,8 +108,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity
     if value is pd.NA or value is pd.NaT:
         return None
     return value

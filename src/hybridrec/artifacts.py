@@ -1,28 +1,91 @@
 """Model artifacts: a directory of Parquet tables plus ``meta.json``, written atomically.
 
 A crash never leaves half a model: everything is written to a sibling temporary directory which
-is then renamed into place. No pickle anywhere: tables are Parquet, the rest is JSON.
+is then renamed into place. No pickle anywhere: tables are Parquet, the rest is JSON (and the
+regressors' ``.npz`` arrays and LightGBM text models, read without pickle).
+
+Integrity: ``write_artifact`` records the SHA-256 and size of every file of the directory,
+sub-directories included (a hybrid's ``mf/`` and ``regressor/``, a ranking model's ``ranker/``),
+under ``checksums`` in ``meta.json``. The readers here (:func:`read_table`, :func:`read_npz`,
+:func:`read_lightgbm`) check a file against that record (:func:`verify_file`) before a native
+library parses it, so an edited or truncated file is a one-line :class:`~hybridrec.ModelError`
+naming it, never a crash inside Arrow, NumPy or LightGBM. Models saved before checksums existed
+(no ``checksums`` key) load unchecked; their files are still parsed defensively and any parse
+failure is a :class:`~hybridrec.ModelError` naming the file.
+
+``meta.json`` itself is validated rather than checksummed (:func:`read_meta`): a JSON object
+whose known keys have the right types; a key a loader needs and does not find is a
+:class:`~hybridrec.ModelError` naming the file and the key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import uuid
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hybridrec._errors import ModelError, NotFoundError
 
-__all__ = ["FORMAT_VERSION", "read_meta", "read_table", "write_artifact"]
+__all__ = [
+    "FORMAT_VERSION",
+    "check_list_width",
+    "read_lightgbm",
+    "read_meta",
+    "read_npz",
+    "read_table",
+    "verify_file",
+    "write_artifact",
+]
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
+CHECKSUMS = "checksums"  # meta.json key: {relative posix path: {"sha256": hex, "size": bytes}}
+RETRAIN = "retrain the model"
+
+_NUMBER = (int, float)
+_MF_KEYS: dict[str, Any] = {
+    "params": dict,
+    "global_mean": _NUMBER,
+    "rating_range": list,
+    "training_log": list,
+}
+# the JSON types of the keys each kind's ``load`` reads (checked when present: a missing one is
+# reported when a loader asks for it, so that ``meta.get("kind")`` works on any model)
+_KIND_KEYS: dict[str, dict[str, Any]] = {
+    "matrix_factorization": _MF_KEYS,
+    "matrix_factorization_implicit": _MF_KEYS,
+    "hybrid": {
+        "params": dict,
+        "regressor": dict,
+        "feature_names": list,
+        "user_encoder": dict,
+        "item_encoder": dict,
+        "stats_global_mean": list,
+        "rating_range": list,
+    },
+    "ranking": {"params": dict},
+}
+# keys any kind may have
+_COMMON_KEYS: dict[str, Any] = {
+    "kind": str,
+    "metrics": dict,
+    "tuning_trials": list,
+    CHECKSUMS: dict,
+}
+_PAIRS = ("rating_range", "stats_global_mean")  # [low, high] and [user, item]: two values
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
 
 
 def move_into_place(staging: Path, path: Path) -> None:
@@ -47,7 +110,9 @@ def write_artifact(
     """Write ``meta`` and ``tables`` as a model directory at ``path``, replacing any old one.
 
     ``extra_dirs`` (e.g. a sub-model written by its own ``save``) are moved inside it under
-    their own names before the directory is renamed into place."""
+    their own names before the directory is renamed into place. The SHA-256 and size of every
+    file in the directory (those of ``extra_dirs`` too) go to ``meta.json`` under
+    ``checksums``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -57,7 +122,7 @@ def write_artifact(
             pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
         for extra in extra_dirs:
             shutil.move(str(extra), str(tmp / extra.name))
-        full_meta = {"format_version": FORMAT_VERSION, **meta}
+        full_meta = {"format_version": FORMAT_VERSION, **meta, CHECKSUMS: file_checksums(tmp)}
         (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, default=_json_default))
         move_into_place(tmp, path)
     except BaseException:
@@ -65,30 +130,254 @@ def write_artifact(
         raise
 
 
+def file_checksums(root: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"sha256", "size"}}`` of every file under ``root`` but its own
+    ``meta.json`` (a sub-directory's ``meta.json`` is included)."""
+    sums: dict[str, dict[str, Any]] = {}
+    for file in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        rel = file.relative_to(root).as_posix()
+        if rel != META_FILE:
+            sums[rel] = {"sha256": _sha256(file), "size": file.stat().st_size}
+    return sums
+
+
+def verify_file(file: str | Path) -> Path:
+    """Check ``file`` against the checksum its model directory recorded; return it.
+
+    The model directory of a file is the directory holding it when that has a ``meta.json``,
+    else its parent (the files of a hybrid's ``regressor/`` are recorded by the hybrid's
+    ``meta.json``; those of its ``mf/`` by ``mf/meta.json``, which its own ``save`` wrote). A
+    model saved without checksums is not checked, nor is ``meta.json`` (see :func:`read_meta`).
+    Raises :class:`ModelError` naming the file when it differs from what was saved, or when a
+    model that records its files did not record this one."""
+    file = Path(file)
+    where = file.absolute()
+    root = where.parent
+    if not (root / META_FILE).is_file():
+        root = root.parent
+    recorded = _recorded_checksums(root)
+    rel = where.relative_to(root).as_posix()
+    if recorded is None or rel == META_FILE:
+        return file
+    entry = recorded.get(rel)
+    if entry is None:
+        raise ModelError(
+            f"{file}: not one of the files saved with the model at {root} "
+            f"(its {META_FILE} does not list it); {RETRAIN}"
+        )
+    if not (
+        isinstance(entry, dict)
+        and isinstance(entry.get("sha256"), str)
+        and isinstance(entry.get("size"), int)
+    ):
+        raise ModelError(f"{root / META_FILE}: malformed checksum entry for {rel!r}; {RETRAIN}")
+    try:
+        size = file.stat().st_size
+        digest = _sha256(file) if size == entry["size"] else None
+    except OSError as exc:
+        raise ModelError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    if digest != entry["sha256"]:
+        raise ModelError(f"{file}: checksum mismatch: the file is corrupt or was edited; {RETRAIN}")
+    return file
+
+
+class _Meta(dict[str, Any]):
+    """``meta.json``'s object: a missing key is a :class:`ModelError` naming the file."""
+
+    def __init__(self, values: dict[str, Any], file: Path) -> None:
+        super().__init__(values)
+        self.file = file
+
+    def __missing__(self, key: str) -> Any:
+        raise ModelError(f"{self.file}: missing key {key!r}; {RETRAIN}")
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """Read and check ``meta.json``; unknown format versions are a clear error."""
+    """Read and check ``meta.json``: a JSON object of a supported format version whose keys
+    have the types its kind's loader needs; anything else is a one-line :class:`ModelError`
+    naming the file. Looking up a missing key in the result (``meta["params"]``) is a
+    :class:`ModelError` naming the file and the key, not a ``KeyError``."""
     path = Path(path)
     meta_file = path / META_FILE
     if not meta_file.is_file():
         raise NotFoundError(f"no model at {path} (missing {META_FILE})")
     try:
-        meta: dict[str, Any] = json.loads(meta_file.read_text())
+        loaded = json.loads(meta_file.read_bytes().decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise ModelError(f"{meta_file}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"{meta_file}: not valid JSON (not UTF-8 text)") from None
+    except OSError as exc:
+        raise ModelError(f"{meta_file}: cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(loaded, dict):
+        raise ModelError(
+            f"{meta_file}: expected a JSON object, found {_json_type(loaded)}; {RETRAIN}"
+        )
+    meta: dict[str, Any] = _Meta(loaded, meta_file)
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(
             f"{meta_file}: model format version {version!r} is not supported by this hybridrec "
             f"(it reads version {FORMAT_VERSION}); retrain the model or use a matching release"
         )
+    _check_keys(meta, meta_file)
     return meta
 
 
 def read_table(path: str | Path, name: str) -> pa.Table:
+    """Table ``name`` of the model directory ``path``, checked against its checksum."""
     file = Path(path) / f"{name}.parquet"
     if not file.is_file():
         raise ModelError(f"model at {path} is incomplete: {file.name} is missing")
-    return pq.read_table(file)
+    verify_file(file)
+    try:
+        return pq.read_table(file)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        reason = _first_line(exc).replace(f"Could not open Parquet input source '{file}': ", "")
+        raise ModelError(f"{file}: not a readable Parquet file ({reason}); {RETRAIN}") from None
+
+
+def read_npz(file: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` file (never pickled objects), checked against its checksum."""
+    file = Path(file)
+    verify_file(file)
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a single array, not an .npz archive")
+            return {key: data[key] for key in data.files}
+    except ValueError as exc:
+        reason = "not a NumPy .npz archive" if "pickle" in str(exc) else _first_line(exc)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        reason = _first_line(exc) or type(exc).__name__
+    raise ModelError(f"{file}: not a readable .npz array file ({reason}); {RETRAIN}")
+
+
+def read_lightgbm(file: str | Path, lgb: Any) -> Any:
+    """A LightGBM ``Booster`` from its text model ``file`` (``lgb``: the imported module).
+
+    The file is checked against its checksum, then its layout (the header's ``tree_sizes``
+    must point at every ``Tree=`` block and ``end of trees`` must follow): LightGBM parses the
+    trees in parallel and aborts the whole process on a malformed one."""
+    file = Path(file)
+    verify_file(file)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    problem = _lightgbm_layout_problem(data)
+    if problem is None:
+        try:
+            return lgb.Booster(model_str=data.decode("utf-8"))
+        except (lgb.basic.LightGBMError, UnicodeDecodeError, ValueError) as exc:
+            problem = _first_line(exc)
+    raise ModelError(f"{file}: not a readable LightGBM model ({problem}); {RETRAIN}")
+
+
+def check_list_width(path: str | Path, name: str, table: pa.Table, column: str, width: int) -> None:
+    """Every row of the list column ``column`` of table ``name`` holds ``width`` values (the
+    width ``meta.json`` gives); a missing column or another width is a :class:`ModelError`."""
+    file = Path(path) / f"{name}.parquet"
+    if column not in table.column_names:
+        raise ModelError(f"{file}: no {column!r} column; {RETRAIN}")
+    lengths = pc.list_value_length(table[column])
+    low, high = pc.min(lengths).as_py(), pc.max(lengths).as_py()
+    if table.num_rows and not low == high == width:
+        found = low if low == high else f"{low} to {high}"
+        raise ModelError(
+            f"{file}: {column!r} holds {found} values per row but {Path(path) / META_FILE} "
+            f"says {width}; the files do not belong together ({RETRAIN})"
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _sha256(file: Path) -> str:
+    with open(file, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _recorded_checksums(root: Path) -> dict[str, Any] | None:
+    """The ``checksums`` recorded by ``root/meta.json``; None without one (no meta.json, not a
+    JSON object, or a model saved before checksums existed)."""
+    meta_file = root / META_FILE
+    try:
+        meta = json.loads(meta_file.read_bytes())
+    except (OSError, ValueError):
+        return None  # no model here, or one whose meta.json read_meta reports on its own
+    if not isinstance(meta, dict) or CHECKSUMS not in meta:
+        return None
+    sums = meta[CHECKSUMS]
+    if not isinstance(sums, dict):
+        raise ModelError(f"{meta_file}: {CHECKSUMS!r} should be a JSON object; {RETRAIN}")
+    return sums
+
+
+def _check_keys(meta: dict[str, Any], meta_file: Path) -> None:
+    kind_keys = _KIND_KEYS.get(str(meta.get("kind")), {})
+    for key, expected in {**_COMMON_KEYS, **kind_keys}.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        if not isinstance(value, expected) or (expected is _NUMBER and isinstance(value, bool)):
+            raise ModelError(
+                f"{meta_file}: {key!r} should be {_expected_name(expected)}, "
+                f"not {_json_type(value)}; {RETRAIN}"
+            )
+        if key in _PAIRS and len(value) != 2:
+            raise ModelError(
+                f"{meta_file}: {key!r} should hold 2 values, not {len(value)}; {RETRAIN}"
+            )
+    params = meta.get("params")
+    if kind_keys is _MF_KEYS and isinstance(params, dict):
+        k = params.get("num_factors")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ModelError(
+                f"{meta_file}: params.num_factors should be a positive integer, not {k!r}; "
+                f"{RETRAIN}"
+            )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind, name in _JSON_TYPES.items():
+        if isinstance(value, kind):
+            return name
+    return "a number" if isinstance(value, _NUMBER) else type(value).__name__
+
+
+def _expected_name(expected: Any) -> str:
+    return "a number" if expected is _NUMBER else _JSON_TYPES.get(expected, str(expected))
+
+
+def _lightgbm_layout_problem(data: bytes) -> str | None:
+    """What is wrong with the layout of a LightGBM text model, or None."""
+    if not data.startswith(b"tree\n"):
+        return "it does not start with LightGBM's 'tree' header"
+    end = data.find(b"\nend of trees")
+    if end < 0:
+        return "no complete list of trees: the file is truncated"
+    first = data.find(b"\nTree=", 0, end)
+    sizes: list[int] = []
+    for line in data[: end if first < 0 else first].split(b"\n"):
+        if line.startswith(b"tree_sizes="):
+            try:
+                sizes = [int(s) for s in line[len(b"tree_sizes=") :].split()]
+            except ValueError:
+                return "its tree_sizes header is not a list of integers"
+    at = first + 1
+    for size in sizes:  # LightGBM seeks to each tree by these sizes, in parallel
+        if first < 0 or size < 1 or not data.startswith(b"Tree=", at):
+            return "the trees do not match the tree_sizes header"
+        at += size
+    if sizes and not data[at:].lstrip(b"\n").startswith(b"end of trees"):
+        return "the trees do not match the tree_sizes header"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _json_default(value: Any) -> Any:

@@ -445,9 +445,30 @@ def train_mf(
 
 
 def _ratings_file(path: str) -> pd.DataFrame:
-    from hybridrec.data._files import read_frame
+    """A ratings file (train mf --ratings, evaluate --data), checked as ``load`` checks
+    ratings; errors name the file and line (CSV) or row (Parquet)."""
+    from hybridrec.data._files import read_ratings
 
-    return read_frame(path, required=("userId", "movieId", "rating"))
+    return read_ratings(path)
+
+
+def _new_user_file(state: _State, model: Any, name: str, path: str) -> pd.DataFrame:
+    """A new user's ratings file (recommend --ratings), checked like :func:`_ratings_file`
+    and with each movieId once; a note names the movieIds the model does not know (fold-in
+    ignores them)."""
+    from hybridrec.data._files import read_new_user_ratings
+
+    rated = read_new_user_ratings(path)
+    ignored = getattr(model, "mf_", model).ignored_items(rated)
+    if ignored.size and not state.quiet:
+        shown = ", ".join(map(str, ignored[:5])) + (", …" if ignored.size > 5 else "")
+        plural = "s" if ignored.size > 1 else ""
+        click.echo(
+            f"note: fold-in ignores {ignored.size} movieId{plural} of {path} that model "
+            f"{name!r} does not know: {shown}",
+            err=True,
+        )
+    return rated
 
 
 def _train_mf_spark(
@@ -997,9 +1018,10 @@ def explain(
 ) -> None:
     model = state.load_model(name)
     if not hasattr(model, "explain"):
-        raise HybridrecError(
-            f"model {name!r} is a matrix factorization: explain needs a hybrid model"
-        )
+        kind = _KIND_NAMES.get(type(model).__name__, "a matrix factorization")
+        raise HybridrecError(f"model {name!r} is {kind} model: explain needs a hybrid model")
+    if global_ and (user is not None or item is not None):
+        raise HybridrecError("--global explains the whole model: not with --user or --item")
     if global_:
         _emit(model.feature_importance().head(top), fmt, title=f"feature importance: {name}")
         return
@@ -1032,7 +1054,9 @@ def compare(
 ) -> None:
     from hybridrec.hybrid._compare import compare_models
 
-    chosen = [kind.strip() for kind in kinds.split(",") if kind.strip()]
+    chosen = list(dict.fromkeys(kind.strip() for kind in kinds.split(",") if kind.strip()))
+    if not chosen:
+        raise HybridrecError("--kinds is empty: give some of linear, boosted, dnn")
     ws = state.workspace()
     mf_params = {} if num_factors is None else {"num_factors": num_factors}
     table = compare_models(
@@ -1064,9 +1088,9 @@ def info(state: _State, name: str, fmt: str) -> None:
     path = model_dir(state.models_root(), name)
     meta = state.load_model(name) and artifacts.read_meta(path)
     if fmt == "json":
-        import json
+        from hybridrec._output import json_text
 
-        click.echo(json.dumps(meta, indent=2))
+        click.echo(json_text(meta))
         return
     summary = {k: v for k, v in meta.items() if not isinstance(v, dict | list)}
     summary.update({f"param.{k}": v for k, v in meta.get("params", {}).items()})
@@ -1086,10 +1110,12 @@ def info(state: _State, name: str, fmt: str) -> None:
 def models_(state: _State, fmt: str) -> None:
     from hybridrec.models import list_models
 
+    ws = state.workspace()
+    if not ws.path.is_dir():
+        what = "is a file, not a workspace folder" if ws.path.exists() else "does not exist"
+        raise HybridrecError(f"workspace {ws.path} {what} (hybridrec load SOURCE creates one)")
     _emit(
-        pd.DataFrame(
-            list_models(state.models_root()), columns=["name", "kind", "trained_at", "rmse"]
-        ),
+        pd.DataFrame(list_models(ws.models_dir), columns=["name", "kind", "trained_at", "rmse"]),
         fmt,
     )
 
@@ -1196,9 +1222,7 @@ def recommend(
         return
     candidates = state.workspace().item_ids_where(predicate) if predicate else None
     if ratings_file is not None:
-        from hybridrec.data._files import read_frame
-
-        rated = read_frame(ratings_file, required=("movieId", "rating"))
+        rated = _new_user_file(state, model, name, ratings_file)
         recs = model.recommend_new_user(rated, n, genre=genre, candidates=candidates)
         _emit(recs, fmt)
         return
@@ -1524,11 +1548,8 @@ def evaluate(
     model = state.load_model(name)
     frame = None
     if data is not None:
-        required = ("userId", "movieId", "rating")
         if _is_data_file(data):
-            from hybridrec.data._files import read_frame
-
-            frame = read_frame(data, required=required)
+            frame = _ratings_file(data)
         else:
             frame = state.workspace().sql(f'SELECT userId, movieId, rating FROM "{data}"')
     metrics = model.evaluate(frame, k=k)
@@ -1688,6 +1709,16 @@ def demo(state: _State) -> None:
     run_demo(state.workspace(), echo=click.echo, show_progress=state.show_progress)
 
 
+class _FiniteFloatRange(click.FloatRange):
+    """A ``FloatRange`` that also refuses nan and inf (nan passes every range comparison)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
 @main.command(
     help="Serve a model over HTTP/JSON (OpenAPI spec at /docs and /openapi.json). "
     "SIGTERM or Ctrl-C stops it after the requests in flight."
@@ -1716,13 +1747,13 @@ def demo(state: _State) -> None:
 )
 @click.option(
     "--watch",
-    type=click.FloatRange(min=0.1),
+    type=_FiniteFloatRange(min=0.1),
     metavar="SECONDS",
     help="Reload the model when it is saved again, checking every SECONDS (every worker).",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.01),
+    type=_FiniteFloatRange(min=0.01),
     default=10.0,
     show_default=True,
     help="Seconds a request may take before it is answered 503.",

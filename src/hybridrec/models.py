@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any
 
 from hybridrec import artifacts
-from hybridrec._errors import HybridrecError, NotFoundError
+from hybridrec._errors import HybridrecError, ModelError, NotFoundError
 
 __all__ = ["list_models", "load_model", "model_dir"]
 
@@ -50,28 +51,42 @@ def list_models(models_root: str | Path) -> list[dict[str, Any]]:
     return found
 
 
+_LOADERS = {
+    "matrix_factorization": ("hybridrec.mf", "MatrixFactorization"),
+    "matrix_factorization_implicit": ("hybridrec.mf", "ImplicitMatrixFactorization"),
+    "ranking": ("hybridrec.ranking", "RankingRecommender"),
+    "hybrid": ("hybridrec.hybrid", "HybridRecommender"),
+}
+
+
 def load_model(models_root: str | Path, name: str) -> Any:
-    """Load model ``name`` whatever its kind."""
+    """Load model ``name`` whatever its kind.
+
+    Files that do not fit together in a way the checks of ``meta.json`` and the checksums do not
+    catch (a model saved before checksums existed, edited by hand) are a :class:`ModelError`
+    naming the model directory, never a bare ``KeyError`` or ``ValueError``."""
     path = model_dir(models_root, name)
     if not path.is_dir():
         known = ", ".join(m["name"] for m in list_models(models_root)) or "none yet"
         raise NotFoundError(f"no model named {name!r} (models: {known})")
     meta = artifacts.read_meta(path)
     kind = meta.get("kind")
-    if kind == "matrix_factorization":
-        from hybridrec.mf import MatrixFactorization
+    if kind not in _LOADERS:
+        raise NotFoundError(f"model {name!r} has kind {kind!r}, which this hybridrec cannot load")
+    module, cls = _LOADERS[str(kind)]
+    loader = getattr(importlib.import_module(module), cls)
+    try:
+        return loader.load(path)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        detail = _first_line(exc)
+        if isinstance(exc, KeyError) and exc.args:  # str() of a KeyError is its key's repr
+            key = exc.args[0]
+            detail = key if isinstance(key, str) and " " in key else f"missing {key!r}"
+        raise ModelError(
+            f"{path}: the model's files do not fit together ({detail}); retrain the model"
+        ) from exc
 
-        return MatrixFactorization.load(path)
-    if kind == "matrix_factorization_implicit":
-        from hybridrec.mf import ImplicitMatrixFactorization
 
-        return ImplicitMatrixFactorization.load(path)
-    if kind == "ranking":
-        from hybridrec.ranking import RankingRecommender
-
-        return RankingRecommender.load(path)
-    if kind == "hybrid":
-        from hybridrec.hybrid import HybridRecommender
-
-        return HybridRecommender.load(path)
-    raise NotFoundError(f"model {name!r} has kind {kind!r}, which this hybridrec cannot load")
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from hybridrec._errors import DataError, HybridrecError, NotFoundError
+from hybridrec._errors import DataError, HybridrecError, ModelError, NotFoundError
 from hybridrec._files import atomic_file
 from hybridrec._progress import Progress, progress_bar
 from hybridrec.data._layouts import ML100K_GENRES, LayoutPlan, TextFile, open_layout
+from hybridrec.data._ratings import bad_rating_sql, rating_outside
 from hybridrec.data._sources import resolve_source
 
 __all__ = ["CORE_TABLES", "DB_FILE", "LoadSummary", "Workspace"]
@@ -92,7 +93,8 @@ class Workspace:
     ``STRUCT(factor INTEGER, weight DOUBLE)[]`` with factors numbered from 1 (empty for the global
     row) and ``intercept`` (the global row carries ``meta.json``'s ``global_mean``). It is one
     DuckDB table macro whose file paths are built from its argument, so a model saved after the
-    connection was opened is visible at once; an unknown name raises :class:`NotFoundError`.
+    connection was opened is visible at once; an unknown name raises :class:`NotFoundError`, a
+    hybrid or ranking model :class:`ModelError` (it serves matrix factorization models only).
     The macro also works in :meth:`create_table` queries.
 
     Reads share one read-only DuckDB connection per workspace file in the process (queries are
@@ -206,23 +208,38 @@ class Workspace:
         self.close()
 
     def _define_macros(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Define ``ml_weights(model_name)`` (class docstring) on ``con``.
+
+        It serves matrix factorization models only (explicit or implicit): they alone have
+        ``users.parquet`` / ``items.parquet`` of factors. A hybrid or ranking model is a
+        :class:`ModelError` saying so, not "no model": the weights of the MF inside it come from
+        ``hybridrec weights NAME`` (or ``ml_weights`` of the MF it was trained from). Names are
+        checked like :func:`hybridrec.models.model_dir` checks them, inside the macro, so
+        ``ml_weights('../m')`` is an invalid-name error and never reads outside ``models/``."""
         models = _lit(str(self.models_dir) + "/")
+        name = "CAST(model_name AS VARCHAR)"
+        folder = (
+            f"CASE WHEN regexp_full_match({name}, '{_MODEL_NAME}') AND NOT contains({name}, '..')"
+            f" THEN {models} || {name} ELSE error('{_ML_WEIGHTS}invalid model name ' || "
+            f"coalesce('''' || {name} || '''', 'NULL') || ': use letters, digits, ''_'', ''-'' "
+            "or ''.'', up to 100 characters') END"
+        )
         con.execute(
             f"""
             CREATE OR REPLACE TEMP MACRO ml_weights(model_name) AS TABLE
             SELECT * FROM (
                 SELECT 'userId' AS processed_input, CAST(userId AS VARCHAR) AS feature,
                        {_FACTOR_WEIGHTS} AS factor_weights, CAST(intercept AS DOUBLE) AS intercept
-                FROM read_parquet({models} || model_name || '/users.parquet')
+                FROM read_parquet({folder} || '/users.parquet')
                 UNION ALL
                 SELECT 'movieId', CAST(movieId AS VARCHAR), {_FACTOR_WEIGHTS},
                        CAST(intercept AS DOUBLE)
-                FROM read_parquet({models} || model_name || '/items.parquet')
+                FROM read_parquet({folder} || '/items.parquet')
                 UNION ALL
                 SELECT 'global__intercept__', NULL,
                        CAST([] AS STRUCT(factor INTEGER, weight DOUBLE)[]),
                        CAST(global_mean AS DOUBLE)
-                FROM read_json_auto({models} || model_name || '/meta.json')
+                FROM read_json_auto({folder} || '/meta.json')
             )
             """
         ).fetchall()
@@ -254,8 +271,9 @@ class Workspace:
         text = str(exc)
         missing = re.search(r"No files found that match the pattern \"(.*?)\"", text)
         if missing and missing.group(1).startswith(str(self.models_dir)):
-            name = Path(missing.group(1)).parent.name
-            return NotFoundError(f"no model {name!r} in {self.models_dir}")
+            return _ml_weights_missing(self.models_dir, Path(missing.group(1)))
+        if _ML_WEIGHTS in text:  # raised by the macro itself (an invalid name)
+            return HybridrecError(_one_line(text[text.index(_ML_WEIGHTS) :], 1))
         if isinstance(exc, duckdb.CatalogException):
             return NotFoundError(f"SQL error: {_one_line(exc)}")
         return HybridrecError(f"SQL error: {_one_line(exc)}")
@@ -403,6 +421,31 @@ _FACTOR_WEIGHTS = (
     "list_transform(factors, lambda w, i: "
     "{'factor': CAST(i AS INTEGER), 'weight': CAST(w AS DOUBLE)})"
 )
+
+
+_MODEL_NAME = "[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"  # as hybridrec.models.model_dir
+_ML_WEIGHTS = "ml_weights: "  # prefix of the errors the ml_weights macro raises
+
+
+def _ml_weights_missing(models_dir: Path, missing: Path) -> HybridrecError:
+    """Why ``ml_weights`` found no ``missing`` file in a model folder: no such model, a model
+    of another kind (hybrid, ranking: no factor tables of their own) or an incomplete one."""
+    from hybridrec import artifacts
+
+    folder = missing.parent
+    if not (folder / artifacts.META_FILE).is_file():
+        return NotFoundError(f"no model {folder.name!r} in {models_dir}")
+    try:
+        kind = artifacts.read_meta(folder).get("kind")
+    except HybridrecError as exc:
+        return exc
+    if kind in ("hybrid", "ranking"):
+        return ModelError(
+            f"{_ML_WEIGHTS}{folder.name!r} is a {kind} model; ml_weights needs a matrix "
+            f"factorization model (for the weights of the MF inside it: hybridrec weights "
+            f"{folder.name})"
+        )
+    return ModelError(f"model at {folder} is incomplete: {missing.name} is missing")
 
 
 def _lit(value: object) -> str:
@@ -660,7 +703,7 @@ class _Loader:
         )
         row = self.con.execute(
             "SELECT rowid, userId, movieId, rating FROM ratings WHERE userId IS NULL "
-            "OR movieId IS NULL OR rating IS NULL OR isnan(rating) OR rating < 0 OR rating > 10"
+            f"OR movieId IS NULL OR rating IS NULL OR {bad_rating_sql('rating')}"
             f"{negative} ORDER BY rowid LIMIT 1"
         ).fetchone()
         if row is None:
@@ -674,7 +717,7 @@ class _Loader:
         for col, value in (("userId", user), ("movieId", movie)):
             if self.types[col] == "BIGINT" and value < 0:
                 raise DataError(f"{where}: invalid {col} {value} (ids must be >= 0)")
-        raise DataError(f"{where}: rating {rating} is outside 0-10")
+        raise DataError(f"{where}: {rating_outside(rating)}")
 
     def _drop_duplicates(self) -> int:
         """Keep one rating per (userId, movieId): the latest timestamp, ties the last line."""

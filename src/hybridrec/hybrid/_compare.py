@@ -88,6 +88,11 @@ def compare_models(
     ratings = ratings[[USER_COL, ITEM_COL, RATING_COL]]
     for scenario in scenarios:
         train, test = split_scenario(ratings, scenario, seed)
+        if len(train) == 0 or len(test) == 0:
+            raise DataError(
+                f"too few ratings to compare models: the {scenario} split of {len(ratings)} "
+                f"ratings leaves {len(train)} to train on and {len(test)} to test on"
+            )
         mf_common = {**(mf_params or {}), "eval_fraction": 0.0, "seed": seed}
         mf = MatrixFactorization(**mf_common).fit(train, items=items)
         biases = MatrixFactorization(

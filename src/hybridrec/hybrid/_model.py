@@ -14,7 +14,13 @@ import pyarrow as pa
 
 from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
-from hybridrec._params import constructor_params
+from hybridrec._params import (
+    check_bool,
+    check_integer,
+    check_number,
+    check_seed,
+    constructor_params,
+)
 from hybridrec._progress import progress_bar
 from hybridrec._tuning import random_search
 from hybridrec.evaluate import ranking_metrics, regression_metrics
@@ -35,7 +41,7 @@ from hybridrec.hybrid._stacking import (
     out_of_fold_matrix,
 )
 from hybridrec.mf import MatrixFactorization
-from hybridrec.mf._model import _Csr, _ratings_arrays, _rows_of, _top_n
+from hybridrec.mf._model import _Csr, _ratings_arrays, _rows_of, _top_n, evaluation_data
 from hybridrec.mf._wrapper import WrapsMatrixFactorization
 
 __all__ = ["HybridRecommender"]
@@ -152,6 +158,28 @@ class HybridRecommender(WrapsMatrixFactorization):
     def get_params(self) -> dict[str, Any]:
         return constructor_params(self)
 
+    def _check_params(self) -> None:
+        """One ``ValueError`` naming the first bad hyper-parameter (NaN and inf are bad)."""
+        if self.kind not in ("linear", "boosted", "dnn"):
+            raise ValueError(f"kind must be linear, boosted or dnn, got {self.kind!r}")
+        check_bool("leak_free", self.leak_free)
+        check_integer("n_folds", self.n_folds, low=2 if self.leak_free else 1)
+        check_number("cold_fraction", self.cold_fraction, low=0, high=1, high_open=True)
+        check_number(
+            "validation_fraction",
+            self.validation_fraction,
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        )
+        check_integer("tune", self.tune, low=0)
+        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
+        check_seed("seed", self.seed)
+        check_bool("new_user_model", self.new_user_model)
+        if self.max_train_rows is not None:
+            check_integer("max_train_rows", self.max_train_rows, low=100)
+
     # ------------------------------------------------------------------ fitting
     def _make_mf(self) -> MatrixFactorization:
         params = getattr(self, "mf_params_", None)
@@ -206,12 +234,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         model named by ``hybridrec train hybrid --mf``), reused for prediction-time features;
         the out-of-fold MFs use ``mf_params``, which must then describe the same model (when
         ``mf_params`` is None they copy ``mf``'s hyper-parameters)."""
-        if self.kind not in ("linear", "boosted", "dnn"):
-            raise ValueError(f"kind must be linear, boosted or dnn, got {self.kind!r}")
-        if self.leak_free and self.n_folds < 2:
-            raise ValueError("n_folds must be at least 2 for leak-free training")
-        if self.max_train_rows is not None and self.max_train_rows < 100:
-            raise ValueError(f"max_train_rows must be at least 100, got {self.max_train_rows}")
+        self._check_params()
         self.mf_params_: dict[str, Any] | None = None  # the out-of-fold MFs' when not mf_params
         if mf is not None:
             self.mf_params_ = self._check_mf(mf)
@@ -224,8 +247,21 @@ class HybridRecommender(WrapsMatrixFactorization):
         train = frame.loc[~held_out].reset_index(drop=True)
         self.eval_set_ = frame.loc[held_out].reset_index(drop=True)
         if len(train) == 0:
-            raise DataError("no training ratings left after the eval split")
+            raise DataError(
+                f"no training ratings left after holding out eval_fraction={self.eval_fraction} "
+                f"of {len(frame)} ratings: give more ratings or a smaller eval_fraction"
+            )
 
+        rows = self._regressor_rows(len(train))
+        in_val = np.random.default_rng([self.seed, 3]).random(len(train)) < self.validation_fraction
+        val = in_val[rows]
+        if val.all() or not val.any():
+            raise DataError(
+                f"too few ratings for the regressor's validation split: "
+                f"validation_fraction={self.validation_fraction} of {int(rows.sum())} "
+                f"training ratings leaves {int((~val).sum())} to train on and "
+                f"{int(val.sum())} to validate on; give more ratings"
+            )
         real_users = has_attributes(users, USER_COL)
         fit_new_user = self.new_user_model and real_users
         steps = 2 + (self.n_folds if self.leak_free else 0) + (self.n_folds if fit_new_user else 0)
@@ -243,7 +279,6 @@ class HybridRecommender(WrapsMatrixFactorization):
             cold_rng = np.random.default_rng([self.seed, 2])
             cold_users = cold_rng.random(len(train)) < self.cold_fraction
             cold_items = cold_rng.random(len(train)) < self.cold_fraction
-            rows = self._regressor_rows(len(train))
             t_users, t_items = train[USER_COL].to_numpy(), train[ITEM_COL].to_numpy()
             if self.leak_free:
                 base = out_of_fold_matrix(
@@ -271,9 +306,6 @@ class HybridRecommender(WrapsMatrixFactorization):
                 *self.item_encoder_.columns,
             ]
 
-            val = (
-                np.random.default_rng([self.seed, 3]).random(len(train)) < self.validation_fraction
-            )[rows]
             bar.advance(0, f"hybrid: training {self.kind}")
             self.tuning_trials_: list[dict[str, Any]] = []
             params = {
@@ -621,7 +653,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         a seeded sample of the users with relevant hold-out items (at least
         :data:`RANKING_MIN_USERS`; all of them on MovieLens 100K)."""
         self._require_fitted()
-        data = self.eval_set_ if data is None else data
+        data = evaluation_data(self, data)
         users_ext, items_ext, values = _ratings_arrays(data)
         metrics = regression_metrics(values, self.predict(users_ext, items_ext))
         metrics.update(self._ranking(users_ext, items_ext, values, k, relevance_threshold))

@@ -31,6 +31,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
 from hybridrec._params import constructor_params
 
@@ -173,6 +174,8 @@ def _names(feature_names: Sequence[str], n_features: int) -> list[str]:
 
 
 def _check_meta(meta: dict[str, Any], kind: str, directory: Path) -> None:
+    if not isinstance(meta, dict):
+        raise ModelError(f"{directory}: the regressor's metadata is not a JSON object")
     if meta.get("kind") != kind:
         raise ModelError(f"{directory}: stored regressor is {meta.get('kind')!r}, not {kind!r}")
     if meta.get("regressor_format") != _FORMAT:
@@ -189,9 +192,54 @@ def _require_file(directory: Path, name: str) -> Path:
     return path
 
 
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
+
+
+def _meta_value(meta: dict[str, Any], key: str, directory: Path, expected: Any = object) -> Any:
+    """``meta[key]`` (the regressor's entry of the model's ``meta.json``), of type ``expected``;
+    a missing key or another type is a :class:`ModelError` naming the directory."""
+    if key not in meta:
+        raise ModelError(f"{directory}: the regressor's metadata has no {key!r}; retrain the model")
+    value = meta[key]
+    wrong_bool = isinstance(value, bool) and expected in (int, (int, float))
+    if not isinstance(value, expected) or wrong_bool:
+        what = _JSON_NAMES.get(expected, "a number")
+        raise ModelError(
+            f"{directory}: the regressor's {key!r} should be {what}, not {value!r:.40}; "
+            "retrain the model"
+        )
+    return value
+
+
+def _construct(cls: Any, params: dict[str, Any], directory: Path) -> Any:
+    """``cls(**params)`` with the stored parameters; unknown or invalid ones are a
+    :class:`ModelError` naming the directory."""
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(
+            f"{directory}: the regressor's stored params are not valid ({exc}); retrain the model"
+        ) from None
+
+
+def _array(arrays: dict[str, np.ndarray], key: str, file: Path, ndim: int | None) -> np.ndarray:
+    """Numeric array ``key`` of a loaded ``.npz`` ``file``, with ``ndim`` dimensions."""
+    if key not in arrays:
+        raise ModelError(f"{file}: no array {key!r}; retrain the model")
+    arr = arrays[key]
+    if arr.dtype.kind not in "fiu" or (ndim is not None and arr.ndim != ndim):
+        wanted = "numbers" if ndim is None else f"{ndim}-D numbers"
+        raise ModelError(
+            f"{file}: array {key!r} is {arr.dtype} of shape {arr.shape}, not {wanted}; "
+            "retrain the model"
+        )
+    return arr
+
+
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    """The arrays of ``path``, checked against the model's checksums first; a file NumPy
+    cannot read is a :class:`ModelError` naming it."""
+    return artifacts.read_npz(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,16 +478,23 @@ class LinearRegressor:
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Self:
         _check_meta(meta, cls.kind, directory)
-        arrays = _load_npz(_require_file(directory, cls._FILE))
-        model = cls(**meta["params"])
-        model.coef_ = arrays["coef"]
-        model.mean_ = arrays["mean"]
-        model.scale_ = arrays["scale"]
-        model.intercept_ = float(arrays["intercept"])
-        model.y_mean_ = float(arrays["y_mean"])
-        model.n_samples_ = int(meta["n_samples"])
+        file = _require_file(directory, cls._FILE)
+        arrays = _load_npz(file)
+        model = _construct(cls, _meta_value(meta, "params", directory, dict), directory)
+        model.coef_ = _array(arrays, "coef", file, 1)
+        model.mean_ = _array(arrays, "mean", file, 1)
+        model.scale_ = _array(arrays, "scale", file, 1)
+        model.intercept_ = float(_array(arrays, "intercept", file, 0))
+        model.y_mean_ = float(_array(arrays, "y_mean", file, 0))
+        model.n_samples_ = int(_meta_value(meta, "n_samples", directory, (int, float)))
         model.n_features_ = int(model.coef_.shape[0])
-        model.feature_names_ = list(meta["feature_names"])
+        model.feature_names_ = list(_meta_value(meta, "feature_names", directory, list))
+        d = model.n_features_
+        if not model.mean_.size == model.scale_.size == len(model.feature_names_) == d:
+            raise ModelError(
+                f"{file}: {d} coefficients but {model.mean_.size} means, {model.scale_.size} "
+                f"scales and {len(model.feature_names_)} feature names; retrain the model"
+            )
         return model
 
 
@@ -616,11 +671,16 @@ class BoostedRegressor:
         _check_meta(meta, cls.kind, directory)
         lgb = _import("lightgbm")
         path = _require_file(directory, cls._FILE)
-        model = cls(**meta["params"])
-        model.booster_ = lgb.Booster(model_file=str(path))
-        model.best_iteration_ = int(meta["best_iteration"])
-        model.val_rmse_ = [float(v) for v in meta.get("val_rmse", [])]
-        model.feature_names_ = list(meta["feature_names"])
+        model = _construct(cls, _meta_value(meta, "params", directory, dict), directory)
+        model.booster_ = artifacts.read_lightgbm(path, lgb)
+        model.best_iteration_ = int(_meta_value(meta, "best_iteration", directory, int))
+        val_rmse = meta.get("val_rmse") or []
+        if not isinstance(val_rmse, list) or not all(isinstance(v, (int, float)) for v in val_rmse):
+            raise ModelError(
+                f"{directory}: the regressor's 'val_rmse' should be numbers; retrain the model"
+            )
+        model.val_rmse_ = [float(v) for v in val_rmse]
+        model.feature_names_ = list(_meta_value(meta, "feature_names", directory, list))
         model.n_features_ = len(model.feature_names_)
         if model.booster_.num_feature() != model.n_features_:
             raise ModelError(f"{path}: tree model and metadata disagree on the feature count")
@@ -925,23 +985,37 @@ class DnnRegressor:
     def load(cls, directory: Path, meta: dict[str, Any]) -> Self:
         _check_meta(meta, cls.kind, directory)
         torch = _import("torch")
-        arrays = _load_npz(_require_file(directory, cls._FILE))
-        params = dict(meta["params"])
-        params["hidden"] = tuple(int(h) for h in params["hidden"])
-        model = cls(**params)
-        arch = meta["architecture"]
-        count = int(arch["n_params_arrays"])
-        model.params_ = [torch.from_numpy(arrays[f"param{k}"]) for k in range(count)]
-        model.x_mean_ = arrays["x_mean"]
-        model.x_scale_ = arrays["x_scale"]
-        model.importance_ = arrays["importance"]
-        model.y_mean_ = float(meta["y_mean"])
-        model.y_scale_ = float(meta["y_scale"])
-        model.n_features_ = int(arch["n_features"])
-        model.feature_names_ = list(meta["feature_names"])
-        model.best_epoch_ = int(meta["best_epoch"])
-        model.training_log_ = list(meta.get("training_log", []))
-        if model.params_[0].shape[1] != model.n_features_:
+        file = _require_file(directory, cls._FILE)
+        arrays = _load_npz(file)
+        params = dict(_meta_value(meta, "params", directory, dict))
+        hidden = _meta_value(params, "hidden", directory, list)
+        if not all(isinstance(h, int) and h > 0 for h in hidden):
+            raise ModelError(
+                f"{directory}: the regressor's 'hidden' should be positive integers; "
+                "retrain the model"
+            )
+        params["hidden"] = tuple(hidden)
+        model = _construct(cls, params, directory)
+        arch = _meta_value(meta, "architecture", directory, dict)
+        count = int(_meta_value(arch, "n_params_arrays", directory, int))
+        arrays_k = [_array(arrays, f"param{k}", file, None) for k in range(count)]
+        if count < 2 or arrays_k[0].ndim != 2:
+            raise ModelError(f"{file}: malformed network weight arrays; retrain the model")
+        model.params_ = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays_k]
+        model.x_mean_ = _array(arrays, "x_mean", file, 1)
+        model.x_scale_ = _array(arrays, "x_scale", file, 1)
+        model.importance_ = _array(arrays, "importance", file, 1)
+        model.y_mean_ = float(_meta_value(meta, "y_mean", directory, (int, float)))
+        model.y_scale_ = float(_meta_value(meta, "y_scale", directory, (int, float)))
+        model.n_features_ = int(_meta_value(arch, "n_features", directory, int))
+        model.feature_names_ = list(_meta_value(meta, "feature_names", directory, list))
+        model.best_epoch_ = int(_meta_value(meta, "best_epoch", directory, int))
+        model.training_log_ = list(meta.get("training_log") or [])
+        d = model.n_features_
+        if not (
+            model.params_[0].shape[1] == model.x_mean_.size == model.x_scale_.size == d
+            and len(model.feature_names_) == d
+        ):
             raise ModelError(f"{directory}: dnn weights and metadata disagree on the feature count")
         model._set_tensors(torch)
         return model
@@ -1123,19 +1197,16 @@ class TreeEnsembleRegressor:
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Self:
         _check_meta(meta, cls.kind, directory)
-        arrays = _load_npz(_require_file(directory, cls._FILE))
-        return cls.from_arrays(
-            feature=arrays["feature"],
-            threshold=arrays["threshold"],
-            left=arrays["left"],
-            right=arrays["right"],
-            value=arrays["value"],
-            offsets=arrays["offsets"],
-            weights=arrays["weights"],
-            importance=arrays["importance"],
-            feature_names=list(meta["feature_names"]),
-            source=str(meta["params"].get("source", "")),
-        )
+        file = _require_file(directory, cls._FILE)
+        arrays = _load_npz(file)
+        names = ("feature", "threshold", "left", "right", "value", "offsets", "weights")
+        tables = {name: _array(arrays, name, file, 1) for name in (*names, "importance")}
+        feature_names = list(_meta_value(meta, "feature_names", directory, list))
+        source = str(_meta_value(meta, "params", directory, dict).get("source", ""))
+        try:
+            return cls.from_arrays(**tables, feature_names=feature_names, source=source)
+        except (DataError, ModelError) as exc:  # from_arrays' checks do not know the file
+            raise ModelError(f"{file}: {exc}; retrain the model") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from hybridrec._errors import DataError
-from hybridrec._params import constructor_params
+from hybridrec._params import check_number, constructor_params
 from hybridrec.mf import _kernels
-from hybridrec.mf._model import MatrixFactorization, _Csr, _ratings_arrays
+from hybridrec.mf._model import MatrixFactorization, _Csr, _ratings_arrays, evaluation_data
 
 __all__ = ["ImplicitMatrixFactorization"]
 
@@ -72,14 +72,25 @@ class ImplicitMatrixFactorization(MatrixFactorization):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if self.wals_alpha < 0:
-            raise ValueError(f"wals_alpha must be >= 0, got {self.wals_alpha}")
+        check_number("wals_alpha", self.wals_alpha, low=0)
+        check_number("relevance_threshold", self.relevance_threshold)
+
+    def _memory_needed(self, n_users: int, n_items: int) -> int:
+        # plus float64 copies of the factors and two Gram matrices per sweep
+        k = self.num_factors
+        return (
+            super()._memory_needed(n_users, n_items) + (n_users + n_items) * k * 8 + 2 * k * k * 8
+        )
 
     def fit(self, ratings: Any, items: Any = None) -> ImplicitMatrixFactorization:
         """Fit on (``userId``, ``movieId``, ``rating``); the rating is the feedback strength."""
+        self._check_params()
         _, _, values = _ratings_arrays(ratings)
-        if (values < 0).any():
-            raise DataError("implicit feedback strengths must be >= 0")
+        negative = values < 0
+        if negative.any():
+            row = ratings.index[int(np.flatnonzero(negative)[0])]
+            value = float(values[negative][0])
+            raise DataError(f"row {row}: implicit feedback strength {value} must be >= 0")
         super().fit(ratings, items)
         return self
 
@@ -132,7 +143,7 @@ class ImplicitMatrixFactorization(MatrixFactorization):
     ) -> dict[str, float]:
         """BigQuery ML's implicit metrics and ranking metrics at ``k`` (see the class doc)."""
         self._require_fitted()
-        data = self.eval_set_ if data is None else data
+        data = evaluation_data(self, data)
         threshold = self.relevance_threshold if relevance_threshold is None else relevance_threshold
         users_ext, items_ext, values = _ratings_arrays(data)
         u = self.user_vocab_.index_of(users_ext)

@@ -10,14 +10,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
-from hybridrec._params import constructor_params
+from hybridrec._params import (
+    check_bool,
+    check_integer,
+    check_number,
+    check_seed,
+    constructor_params,
+)
 from hybridrec._progress import progress_bar
+from hybridrec.data._ratings import (
+    check_scalar_ids,
+    frame_rows,
+    id_values,
+    new_user_ratings,
+    rating_values,
+)
 from hybridrec.data._vocab import IdVocabulary
 from hybridrec.evaluate import ranking_metrics, regression_metrics
 from hybridrec.mf import _kernels
@@ -27,6 +41,8 @@ __all__ = ["MatrixFactorization"]
 log = logging.getLogger(__name__)
 
 KIND = "matrix_factorization"
+#: the most latent factors a model may have (see ``_check_params``)
+MAX_NUM_FACTORS = 1024
 USER_COL, ITEM_COL, RATING_COL = "userId", "movieId", "rating"
 
 
@@ -118,14 +134,26 @@ class MatrixFactorization:
         return constructor_params(self)
 
     def _check_params(self) -> None:
-        if not (isinstance(self.num_factors, int) and self.num_factors >= 1):
-            raise ValueError(f"num_factors must be a positive integer, got {self.num_factors!r}")
-        if self.l2_reg < 0 or self.l2_reg_bias < 0:
-            raise ValueError("l2_reg and l2_reg_bias must be >= 0")
-        if self.max_iterations < 1:
-            raise ValueError(f"max_iterations must be >= 1, got {self.max_iterations}")
-        if not 0 <= self.eval_fraction < 1:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        """One ``ValueError`` naming the first bad hyper-parameter (NaN and inf are bad)."""
+        check_integer("num_factors", self.num_factors, low=1)
+        if self.num_factors > MAX_NUM_FACTORS:
+            raise ValueError(
+                f"num_factors must be at most {MAX_NUM_FACTORS}, got {self.num_factors}: ALS "
+                "solves a (num_factors+1)-square system per user and item, so memory grows "
+                "with its square and time with its cube"
+            )
+        check_number("l2_reg", self.l2_reg, low=0)
+        check_number("l2_reg_item", self.l2_reg_item, low=0, optional=True)
+        check_number("l2_reg_bias", self.l2_reg_bias, low=0)
+        check_number("reg_exponent", self.reg_exponent)
+        check_number("item_reg_exponent", self.item_reg_exponent, optional=True)
+        check_number("reg_bias_exponent", self.reg_bias_exponent)
+        check_integer("max_iterations", self.max_iterations, low=1)
+        check_bool("early_stop", self.early_stop)
+        check_number("min_rel_progress", self.min_rel_progress, low=0)
+        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
+        check_seed("seed", self.seed)
+        check_number("init_scale", self.init_scale, low=0)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, ratings: pd.DataFrame, items: pd.DataFrame | None = None) -> MatrixFactorization:
@@ -142,13 +170,17 @@ class MatrixFactorization:
         held_out = np.asarray(rng.random(values.shape[0]) < self.eval_fraction)
         train = ~held_out
         if not train.any():
-            raise DataError("no training ratings left after the eval split")
+            raise DataError(
+                f"no training ratings left after holding out eval_fraction={self.eval_fraction} "
+                f"of {values.size} ratings: give more ratings or a smaller eval_fraction"
+            )
 
         self.user_vocab_ = IdVocabulary(users_ext[train])
         self.item_vocab_ = IdVocabulary(items_ext[train])
         u_idx = self.user_vocab_.index_of(users_ext)
         i_idx = self.item_vocab_.index_of(items_ext)
         n_users, n_items = len(self.user_vocab_), len(self.item_vocab_)
+        _check_memory(self._memory_needed(n_users, n_items), self.num_factors, n_users, n_items)
 
         tu, ti, tv = u_idx[train], i_idx[train], values[train]
         self._set_offsets(tv)
@@ -195,9 +227,7 @@ class MatrixFactorization:
                     duration_ms,
                 )
                 bar.advance(1, description=f"ALS loss {loss:.4f}")
-                rel_progress = (
-                    (previous_loss - loss) / previous_loss if np.isfinite(previous_loss) else np.inf
-                )
+                rel_progress = _relative_progress(previous_loss, loss)
                 previous_loss = loss
                 if self.early_stop and rel_progress < self.min_rel_progress:
                     break
@@ -207,6 +237,14 @@ class MatrixFactorization:
         self.data_fingerprint_ = _fingerprint(users_ext, items_ext, values)
         self.metrics_ = self.evaluate() if len(self.eval_set_) else {}
         return self
+
+    def _memory_needed(self, n_users: int, n_items: int) -> int:
+        """Bytes training needs beyond the ratings: the float32 factor matrices and, per
+        thread, the float64 normal equations of one (num_factors + 1)-unknown solve."""
+        d = self.num_factors + 1
+        factors = (n_users + n_items) * self.num_factors * 4
+        per_thread = (d + 64) ** 2 * 8 + 256 * (d + 64) * 4
+        return factors + numba.get_num_threads() * per_thread
 
     def _set_offsets(self, train_values: np.ndarray) -> None:
         """μ (the training mean) and the range predictions are clipped to."""
@@ -338,6 +376,8 @@ class MatrixFactorization:
         missing = [c for c in (USER_COL, ITEM_COL) if c not in pairs.columns]
         if missing:
             raise DataError(f"pairs need columns userId and movieId; missing {', '.join(missing)}")
+        for column in (USER_COL, ITEM_COL):
+            check_scalar_ids(pairs[column], column, frame_rows(pairs))
         out = pairs.copy()
         out[self.score_column] = self.predict(
             pairs[USER_COL].to_numpy(), pairs[ITEM_COL].to_numpy()
@@ -399,6 +439,13 @@ class MatrixFactorization:
                 csr, self.item_factors_, self.item_bias_, factors, bias, item_side=False
             )
         return factors[0], float(bias[0])
+
+    def ignored_items(self, ratings: pd.DataFrame | dict[Any, float]) -> np.ndarray:
+        """The movieIds of a new user's ratings that the model does not know: fold-in (and so
+        :meth:`recommend_new_user`) ignores them; the server lists them as ``ignored_items``."""
+        self._require_fitted()
+        items, _ = _fold_in_arrays(ratings)
+        return items[self.item_vocab_.index_of(items) < 0]
 
     def recommend_new_user(
         self,
@@ -619,7 +666,7 @@ class MatrixFactorization:
         ≥ ``relevance_threshold``, rank all items not rated in training.
         """
         self._require_fitted()
-        data = self.eval_set_ if data is None else data
+        data = evaluation_data(self, data)
         users_ext, items_ext, values = _ratings_arrays(data)
         pred = self.predict(users_ext, items_ext)
         metrics = regression_metrics(values, pred)
@@ -738,6 +785,8 @@ class MatrixFactorization:
         model.user_vocab_ = IdVocabulary.from_sorted(users[USER_COL].to_numpy())
         model.item_vocab_ = IdVocabulary.from_sorted(items[ITEM_COL].to_numpy())
         k = int(params["num_factors"])
+        for name, table in (("users", users), ("items", items)):
+            artifacts.check_list_width(path, name, table, "factors", k)
         model.user_factors_ = _unfixed_list(users["factors"], k)
         model.item_factors_ = _unfixed_list(items["factors"], k)
         model.user_bias_ = users["intercept"].to_numpy().astype(np.float64)
@@ -767,6 +816,11 @@ class MatrixFactorization:
 
 # ---------------------------------------------------------------------- helpers
 def _ratings_arrays(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(users, items, ratings as float32)`` of a ratings frame; a :class:`DataError` naming
+    the row (index label) of the first missing or non-scalar id or missing, non-numeric or
+    non-finite rating (see :mod:`hybridrec.data._ratings`)."""
+    if not isinstance(ratings, pd.DataFrame):
+        raise DataError(f"ratings must be a DataFrame, got {type(ratings).__name__}")
     missing = [c for c in (USER_COL, ITEM_COL, RATING_COL) if c not in ratings.columns]
     if missing:
         raise DataError(
@@ -774,36 +828,71 @@ def _ratings_arrays(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.n
         )
     if len(ratings) == 0:
         raise DataError("ratings are empty")
-    values = pd.to_numeric(ratings[RATING_COL], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"rating is missing or not a number at row {row}: {ratings[RATING_COL].iloc[row]!r}"
-        )
-    users = ratings[USER_COL].to_numpy()
-    items = ratings[ITEM_COL].to_numpy()
-    for name, ids in ((USER_COL, users), (ITEM_COL, items)):
-        if pd.isna(ids).any():
-            raise DataError(f"{name} is missing at row {int(np.flatnonzero(pd.isna(ids))[0])}")
+    where = frame_rows(ratings)
+    values = rating_values(ratings[RATING_COL], where, scale=False)
+    users = id_values(ratings[USER_COL], USER_COL, where)
+    items = id_values(ratings[ITEM_COL], ITEM_COL, where)
     return users, items, values.astype(np.float32)
 
 
 def _fold_in_arrays(ratings: pd.DataFrame | dict[Any, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A new user's ``(movieIds, ratings)``: every movieId present and given once, every
+    rating a finite number; a :class:`DataError` naming the first bad movieId or row."""
     if isinstance(ratings, dict):
         items = np.asarray(list(ratings.keys()))
-        values = np.asarray(list(ratings.values()), dtype=np.float64)
-    else:
+        try:
+            values = np.asarray(list(ratings.values()), dtype=np.float64)
+        except (TypeError, ValueError):
+            values = np.asarray([_as_float(v) for v in ratings.values()], dtype=np.float64)
+        if items.size and pd.isna(items).any():
+            raise DataError("a new-user rating has no movieId")
+        bad = ~np.isfinite(values)
+        if bad.any():
+            key, raw = list(ratings.items())[int(np.flatnonzero(bad)[0])]
+            raise DataError(
+                f"new-user rating of movieId {key!r} is {raw!r}: ratings must be finite numbers"
+            )
+    elif isinstance(ratings, pd.DataFrame):
         missing = [c for c in (ITEM_COL, RATING_COL) if c not in ratings.columns]
         if missing:
             raise DataError(f"new-user ratings need columns movieId, rating; missing {missing[0]}")
-        items = ratings[ITEM_COL].to_numpy()
-        values = pd.to_numeric(ratings[RATING_COL], errors="coerce").to_numpy(dtype=np.float64)
+        labels = ratings.index
+        items, values = new_user_ratings(
+            ratings, lambda p: f"new-user ratings: row {labels[p]}", scale=False
+        )
+    else:
+        raise DataError(
+            f"new-user ratings must be a DataFrame or a {{movieId: rating}} dict, "
+            f"got {type(ratings).__name__}"
+        )
     if items.size == 0:
         raise DataError("give at least one (movieId, rating) pair for a new user")
-    if not np.isfinite(values).all():
-        raise DataError("new-user ratings must be numbers")
     return items, values
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def evaluation_data(model: Any, data: pd.DataFrame | None) -> pd.DataFrame:
+    """``data``, else the model's own hold-out; a :class:`ModelError` when it has none."""
+    if data is not None:
+        return data
+    if len(model.eval_set_) == 0:
+        fraction = model.get_params().get("eval_fraction")
+        why = (
+            f"eval_fraction={fraction} held out none of its few ratings"
+            if fraction
+            else "it was trained with eval_fraction=0"
+        )
+        raise ModelError(
+            f"the model has no hold-out ratings to evaluate on ({why}): evaluate it on other "
+            "ratings (hybridrec evaluate NAME --data FILE, or evaluate(data))"
+        )
+    return model.eval_set_
 
 
 def _items_metadata(items: pd.DataFrame | None, vocab: IdVocabulary) -> pd.DataFrame:
@@ -823,6 +912,55 @@ def _fingerprint(users: np.ndarray, items: np.ndarray, values: np.ndarray) -> st
             else str(arr.tolist()).encode()
         )
     return f"{values.size}:{digest.hexdigest()}"
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory this process may still use (MemAvailable, capped by a cgroup v2
+    limit), or None when the system does not say."""
+    available: int | None = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        pass
+    try:
+        cgroup = Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit.isdigit():
+            free = int(limit) - int((cgroup / "memory.current").read_text().strip())
+            available = free if available is None else min(available, free)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def _check_memory(needed: int, num_factors: int, n_users: int, n_items: int) -> None:
+    """Refuse to start training that cannot fit in memory (before allocating anything)."""
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise DataError(
+            f"training with num_factors={num_factors} on {n_users} users and {n_items} items "
+            f"needs about {_size(needed)} of memory (factor matrices plus one "
+            f"(num_factors+1)-square system per thread) but only {_size(available)} is "
+            "available: lower num_factors"
+        )
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+
+
+def _relative_progress(previous_loss: float, loss: float) -> float:
+    """How much an iteration reduced the loss, relative to the loss before it (inf on the first
+    iteration; 0 once the loss is 0: a perfect fit cannot improve)."""
+    if not np.isfinite(previous_loss):
+        return float("inf")
+    if previous_loss <= 0:
+        return 0.0
+    return float((previous_loss - loss) / previous_loss)
 
 
 def _check_n(n: int) -> None:

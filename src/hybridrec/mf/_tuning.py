@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybridrec._errors import DataError
 from hybridrec._tuning import random_search
 from hybridrec.mf._model import MatrixFactorization
 
@@ -32,6 +33,7 @@ def tune_mf(
     ``base`` supplies every other parameter, the seed and the evaluation split: trials train on
     the training part minus a ``validation_fraction`` and are scored on that fraction.
     """
+    base._check_params()
     params = base.get_params()
     held_out = np.random.default_rng(base.seed).random(len(ratings)) < base.eval_fraction
     train = ratings.loc[~held_out]
@@ -39,6 +41,12 @@ def tune_mf(
     def score(trial: dict[str, Any]) -> float:
         model = MatrixFactorization(**{**params, **trial, "eval_fraction": validation_fraction})
         model.fit(train)
+        if len(model.eval_set_) == 0:
+            raise DataError(
+                f"too few ratings to tune: the validation split (validation_fraction="
+                f"{validation_fraction} of {len(train)} training ratings) is empty; "
+                "give more ratings or train without tuning"
+            )
         return float(np.sqrt(model.training_log_[-1]["eval_loss"]))
 
     first = {name: params[name] for name in SEARCH_SPACE}

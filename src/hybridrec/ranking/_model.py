@@ -12,11 +12,11 @@ import pandas as pd
 
 from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
-from hybridrec._params import constructor_params
+from hybridrec._params import check_integer, check_number, check_seed, constructor_params
 from hybridrec._progress import progress_bar
 from hybridrec.evaluate import ranking_metrics, regression_metrics
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
-from hybridrec.mf._model import _Csr, _ratings_arrays, _top_n
+from hybridrec.mf._model import _Csr, _ratings_arrays, _top_n, evaluation_data
 from hybridrec.mf._wrapper import WrapsMatrixFactorization
 
 __all__ = ["RankingRecommender"]
@@ -82,6 +82,27 @@ class RankingRecommender(WrapsMatrixFactorization):
     def get_params(self) -> dict[str, Any]:
         return constructor_params(self)
 
+    def _check_params(self) -> None:
+        """One ``ValueError`` naming the first bad hyper-parameter (NaN and inf are bad)."""
+        check_integer("n_candidates", self.n_candidates, low=1)
+        check_number("relevance_threshold", self.relevance_threshold)
+        check_number(
+            "validation_fraction",
+            self.validation_fraction,
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        )
+        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
+        check_seed("seed", self.seed)
+        try:
+            models = self._base_models()
+        except TypeError as exc:  # an unknown name in mf_params / implicit_params
+            raise ValueError(f"mf_params or implicit_params: {exc}") from None
+        for model in models:
+            model._check_params()
+
     # ------------------------------------------------------------------ fitting
     def _base_models(self) -> tuple[MatrixFactorization, ImplicitMatrixFactorization]:
         common = {"seed": self.seed, "eval_fraction": 0.0}
@@ -97,8 +118,7 @@ class RankingRecommender(WrapsMatrixFactorization):
     ) -> RankingRecommender:
         """Fit on ratings (``userId``, ``movieId``, ``rating``); ``items`` gives titles and
         genres (``users`` is accepted for a uniform API and not used)."""
-        if self.n_candidates < 1:
-            raise ValueError(f"n_candidates must be at least 1, got {self.n_candidates}")
+        self._check_params()
         users_ext, items_ext, values = _ratings_arrays(ratings)
         held_out = np.asarray(
             np.random.default_rng(self.seed).random(values.size) < self.eval_fraction
@@ -107,6 +127,12 @@ class RankingRecommender(WrapsMatrixFactorization):
         train = frame.loc[~held_out].reset_index(drop=True)
         self.eval_set_ = frame.loc[held_out].reset_index(drop=True)
         val = np.random.default_rng([self.seed, 5]).random(len(train)) < self.validation_fraction
+        if val.all() or not val.any():
+            raise DataError(
+                f"too few ratings for the ranker's validation split: validation_fraction="
+                f"{self.validation_fraction} of {len(train)} training ratings leaves "
+                f"{int((~val).sum())} to fit on and {int(val.sum())} to label; give more ratings"
+            )
         with progress_bar("ranking", 5, show=self.show_progress) as bar:
             fit_part, val_part = train.loc[~val], train.loc[val]
             mf, implicit = self._base_models()
@@ -323,7 +349,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         (relevant = held-out rating ≥ threshold; items rated in training excluded)."""
         self._require_fitted()
         threshold = self.relevance_threshold if relevance_threshold is None else relevance_threshold
-        data = self.eval_set_ if data is None else data
+        data = evaluation_data(self, data)
         users_ext, items_ext, values = _ratings_arrays(data)
         metrics = regression_metrics(values, self.predict(users_ext, items_ext))
         mf = self.mf_
@@ -409,14 +435,39 @@ class RankingRecommender(WrapsMatrixFactorization):
         ranker_file = path / "ranker" / RANKER_FILE
         if not ranker_file.is_file():
             raise ModelError(f"model at {path} is incomplete: ranker/{RANKER_FILE} is missing")
-        model.ranker_ = lgb.Booster(model_file=str(ranker_file))
+        model.ranker_ = artifacts.read_lightgbm(ranker_file, lgb)
+        if model.ranker_.num_feature() != len(FEATURES):
+            raise ModelError(
+                f"{ranker_file}: the ranker uses {model.ranker_.num_feature()} features, "
+                f"this hybridrec computes {len(FEATURES)}; retrain the model"
+            )
         items = artifacts.read_table(path, "item_stats")
-        model.item_popularity_log_ = items["popularity_log"].to_numpy()
-        model.item_mean_rating_ = items["mean_rating"].to_numpy()
-        model.user_n_log_ = artifacts.read_table(path, "user_stats")["n_log"].to_numpy()
+        model.item_popularity_log_ = _column(items, "popularity_log", path / "item_stats.parquet")
+        model.item_mean_rating_ = _column(items, "mean_rating", path / "item_stats.parquet")
+        users = artifacts.read_table(path, "user_stats")
+        model.user_n_log_ = _column(users, "n_log", path / "user_stats.parquet")
+        for name, values, vocab in (
+            ("item_stats", model.item_popularity_log_, model.mf_.item_vocab_),
+            ("user_stats", model.user_n_log_, model.mf_.user_vocab_),
+        ):
+            if values.shape != (len(vocab),):
+                raise ModelError(
+                    f"{path / name}.parquet: {values.size} rows but mf/ knows {len(vocab)}; "
+                    "the files do not belong together (retrain the model)"
+                )
         model.metrics_ = dict(meta.get("metrics", {}))
         model.eval_set_ = artifacts.read_table(path, "eval").to_pandas()
         return model
+
+
+def _column(table: Any, name: str, file: Path) -> np.ndarray:
+    """Numeric column ``name`` of a loaded stats table, as float64."""
+    if name not in table.column_names:
+        raise ModelError(f"{file}: no {name!r} column; retrain the model")
+    values = table[name].to_numpy()
+    if values.dtype.kind not in "fiu":
+        raise ModelError(f"{file}: {name!r} holds {values.dtype}, not numbers; retrain the model")
+    return np.asarray(values, dtype=np.float64)
 
 
 def _grade(rating: float | None, threshold: float) -> int:
