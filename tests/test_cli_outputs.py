@@ -201,3 +201,10 @@ def test_conflicting_or_empty_options_are_refused(trained):
     one_line_error(code, err, "--kinds is empty")
     code, _, err = run(trained, "explain", "m", "--global", "--user", "1")
     one_line_error(code, err)  # the model is an MF (no explain) or the flags conflict
+
+
+def test_an_unknown_genre_is_named_with_a_hint(trained):
+    code, _, err = run(trained, "recommend", "m", "--user", "1", "--genre", "comedy")
+    one_line_error(code, err, "--genre 'comedy'", "did you mean 'Comedy'?", "Drama")
+    code, out, err = run(trained, "recommend", "m", "--user", "1", "--genre", "Comedy")
+    assert code == 0 and "movieId" in out, err

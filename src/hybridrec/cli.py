@@ -1238,6 +1238,8 @@ def recommend(
             options["rank_by"] = rank_by
         elif rank_by == "relevance":
             raise HybridrecError(f"model {name!r} ranks by predicted rating only; train a ranker")
+    if genre is not None:
+        _check_genre(model, genre)
     unknown = _unknown(model, "user", [user])
     if unknown and not state.quiet:
         click.echo(f"note: user {user} is not in model {name!r}: answered as a new user", err=True)
@@ -1309,6 +1311,19 @@ _KIND_NAMES = {
     "HybridRecommender": "a hybrid",
     "RankingRecommender": "a ranking",
 }
+
+
+def _check_genre(model: Any, genre: str) -> None:
+    """``--genre`` must be a genre of the model's movies (the library answers an unknown one
+    with no items, as the server does; on the command line that is a typo worth naming)."""
+    mf = model if hasattr(model, "genres") else getattr(model, "mf_", None)
+    known = mf.genres() if mf is not None else []
+    if known and genre not in known:
+        close = [g for g in known if g.lower() == genre.lower()]
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise HybridrecError(
+            f"--genre {genre!r}: no movie of the model has it; {hint}genres: {', '.join(known)}"
+        )
 
 
 def _unknown(model: Any, side: str, ids: Any) -> list[str]:

@@ -591,6 +591,14 @@ class MatrixFactorization:
             allowed &= self._genre_mask(genre)
         return allowed
 
+    def genres(self) -> list[str]:
+        """The genres of the model's movies, sorted (empty without genre metadata)."""
+        self._require_fitted()
+        if "genres" not in self.items_meta_.columns:
+            return []
+        found = {g for gs in self.items_meta_["genres"] if gs is not None for g in list(gs)}
+        return sorted(found)
+
     def _genre_mask(self, genre: str) -> np.ndarray:
         """Items of ``genre`` (cached per genre: serving asks for the same few again and again)."""
         cache: dict[str, np.ndarray] = self.__dict__.setdefault("_genre_masks", {})
