@@ -357,3 +357,23 @@ def test_fold_in_unknown_movies_are_ignored_with_a_note(trained, files):  # noqa
         model.fold_in(pd.DataFrame({"movieId": [1, 1], "rating": [5.0, 3.0]}))
     with pytest.raises(DataError, match="movieId 3 is nan: ratings must be finite numbers"):
         model.fold_in({3: NAN})
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"l2_reg": float("nan")}, "l2_reg"),
+        ({"l2_reg_bias": float("inf")}, "l2_reg_bias"),
+        ({"num_factors": 5000}, "num_factors"),
+        ({"eval_fraction": float("nan")}, "eval_fraction"),
+    ],
+)
+def test_spark_engine_parameters_are_checked_like_the_local_ones(params, parameter):
+    pytest.importorskip("pyspark")
+    from hybridrec.spark import SparkHybridRecommender, SparkMatrixFactorization
+
+    with pytest.raises(ValueError, match=f"^{parameter} must be"):
+        SparkMatrixFactorization(**params)._check_params()
+    if parameter == "eval_fraction":
+        with pytest.raises(ValueError, match=r"^eval_fraction must be"):
+            SparkHybridRecommender("linear", **params)._check_params()

@@ -16,10 +16,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hybridrec._errors import DataError, ModelError
-from hybridrec._params import constructor_params
+from hybridrec._params import check_integer, check_number, check_seed, constructor_params
 from hybridrec.data._vocab import IdVocabulary
 from hybridrec.mf import MatrixFactorization
-from hybridrec.mf._model import _csr_from_table, _items_metadata
+from hybridrec.mf._model import MAX_NUM_FACTORS, _csr_from_table, _items_metadata
 from hybridrec.spark._io import (
     EVAL_COL,
     ITEM_COL,
@@ -121,16 +121,15 @@ class SparkMatrixFactorization:
         }
 
     def _check_params(self) -> None:
-        if not (isinstance(self.num_factors, int) and self.num_factors >= 1):
-            raise ValueError(f"num_factors must be a positive integer, got {self.num_factors!r}")
-        if self.l2_reg < 0 or self.l2_reg_bias < 0:
-            raise ValueError("l2_reg and l2_reg_bias must be >= 0")
-        if self.max_iterations < 1 or self.bias_iterations < 1:
-            raise ValueError("max_iterations and bias_iterations must be >= 1")
-        if not 0 <= self.eval_fraction < 1:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if self.checkpoint_interval < 1:
-            raise ValueError(f"checkpoint_interval must be >= 1, got {self.checkpoint_interval}")
+        """One ``ValueError`` naming the first bad hyper-parameter (NaN and inf are bad)."""
+        check_integer("num_factors", self.num_factors, low=1, high=MAX_NUM_FACTORS)
+        check_number("l2_reg", self.l2_reg, low=0)
+        check_number("l2_reg_bias", self.l2_reg_bias, low=0)
+        check_integer("max_iterations", self.max_iterations, low=1)
+        check_integer("bias_iterations", self.bias_iterations, low=1)
+        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
+        check_seed("seed", self.seed)
+        check_integer("checkpoint_interval", self.checkpoint_interval, low=1)
 
     # ------------------------------------------------------------------ fitting
     def fit(

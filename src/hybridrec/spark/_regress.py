@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hybridrec._errors import DataError, ModelError
-from hybridrec._params import constructor_params
+from hybridrec._params import check_integer, check_number, constructor_params
 from hybridrec.artifacts import move_into_place
 from hybridrec.hybrid import HybridRecommender
 from hybridrec.hybrid._features import (
@@ -148,16 +148,10 @@ class SparkHybridRecommender:
                 f"kind must be linear or boosted on Spark (the dnn trains locally), "
                 f"got {self.kind!r}"
             )
-        if self.leak_free and self.n_folds < 2:
-            raise ValueError("n_folds must be at least 2 for leak-free training")
-        if not 0 <= self.cold_fraction <= 0.5:
-            raise ValueError(f"cold_fraction must be in [0, 0.5], got {self.cold_fraction}")
-        if not 0 <= self.validation_fraction < 1:
-            raise ValueError(
-                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
-            )
-        if not 0 <= self.eval_fraction < 1:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        check_integer("n_folds", self.n_folds, low=2 if self.leak_free else 1)
+        check_number("cold_fraction", self.cold_fraction, low=0, high=0.5)
+        check_number("validation_fraction", self.validation_fraction, low=0, high=1, high_open=True)
+        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
         known = _LINEAR_PARAMS if self.kind == "linear" else tuple(_GBT_PARAMS)
         unknown = sorted(set(self.regressor_params or {}) - set(known))
         if unknown:
@@ -643,8 +637,7 @@ def _train_linear(
 ) -> tuple[LinearRegressor, Any, dict[str, Any]]:
     """Ridge by Spark's normal-equation solver, as the local :class:`LinearRegressor`: Spark
     standardises the label too, so ``regParam = l2_reg · σ_y`` gives the same objective."""
-    if l2_reg < 0:
-        raise ValueError(f"l2_reg must be >= 0, got {l2_reg}")
+    check_number("l2_reg", l2_reg, low=0)
     fit_rows = frame.filter(~F.col(VAL_COL))
     row = fit_rows.select(
         Summarizer.metrics("mean", "variance", "count").summary(F.col(FEATURES)).alias("s"),
