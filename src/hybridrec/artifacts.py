@@ -6,16 +6,17 @@ regressors' ``.npz`` arrays and LightGBM text models, read without pickle).
 
 Integrity: ``write_artifact`` records the SHA-256 and size of every file of the directory,
 sub-directories included (a hybrid's ``mf/`` and ``regressor/``, a ranking model's ``ranker/``),
-under ``checksums`` in ``meta.json``. The readers here (:func:`read_table`, :func:`read_npz`,
-:func:`read_lightgbm`) check a file against that record (:func:`verify_file`) before a native
-library parses it, so an edited or truncated file is a one-line :class:`~hybridrec.ModelError`
-naming it, never a crash inside Arrow, NumPy or LightGBM. Models saved before checksums existed
-(no ``checksums`` key) load unchecked; their files are still parsed defensively and any parse
-failure is a :class:`~hybridrec.ModelError` naming the file.
+under ``checksums`` in ``meta.json``. The readers (:func:`read_table` here, those of
+:mod:`hybridrec._native_files` for ``.npz`` and LightGBM files) check a file against that record
+(:func:`verify_file`) before a native library parses it, so an edited or truncated file is a
+one-line :class:`~hybridrec.ModelError` naming it, never a crash inside Arrow, NumPy or
+LightGBM. Models saved before checksums existed (no ``checksums`` key) load unchecked; their
+files are still parsed defensively and any parse failure is a :class:`~hybridrec.ModelError`
+naming the file.
 
-``meta.json`` itself is validated rather than checksummed (:func:`read_meta`): a JSON object
-whose known keys have the right types; a key a loader needs and does not find is a
-:class:`~hybridrec.ModelError` naming the file and the key.
+``meta.json`` itself is validated rather than checksummed (:func:`read_meta`, with the rules
+of :mod:`hybridrec._meta_schema`): a JSON object whose known keys have the right types; a key a
+loader needs and does not find is a :class:`~hybridrec.ModelError` naming the file and key.
 """
 
 from __future__ import annotations
@@ -25,25 +26,28 @@ import json
 import os
 import shutil
 import uuid
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hybridrec._errors import ModelError, NotFoundError
+from hybridrec._meta_schema import (
+    CHECKSUMS,
+    RETRAIN,
+    MetaDict,
+    check_meta_keys,
+    first_line,
+    json_type,
+)
 
 __all__ = [
     "FORMAT_VERSION",
     "check_list_width",
-    "read_lightgbm",
     "read_meta",
-    "read_npz",
     "read_table",
     "verify_file",
     "write_artifact",
@@ -51,41 +55,6 @@ __all__ = [
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
-CHECKSUMS = "checksums"  # meta.json key: {relative posix path: {"sha256": hex, "size": bytes}}
-RETRAIN = "retrain the model"
-
-_NUMBER = (int, float)
-_MF_KEYS: dict[str, Any] = {
-    "params": dict,
-    "global_mean": _NUMBER,
-    "rating_range": list,
-    "training_log": list,
-}
-# the JSON types of the keys each kind's ``load`` reads (checked when present: a missing one is
-# reported when a loader asks for it, so that ``meta.get("kind")`` works on any model)
-_KIND_KEYS: dict[str, dict[str, Any]] = {
-    "matrix_factorization": _MF_KEYS,
-    "matrix_factorization_implicit": _MF_KEYS,
-    "hybrid": {
-        "params": dict,
-        "regressor": dict,
-        "feature_names": list,
-        "user_encoder": dict,
-        "item_encoder": dict,
-        "stats_global_mean": list,
-        "rating_range": list,
-    },
-    "ranking": {"params": dict},
-}
-# keys any kind may have
-_COMMON_KEYS: dict[str, Any] = {
-    "kind": str,
-    "metrics": dict,
-    "tuning_trials": list,
-    CHECKSUMS: dict,
-}
-_PAIRS = ("rating_range", "stats_global_mean")  # [low, high] and [user, item]: two values
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
 
 
 def move_into_place(staging: Path, path: Path) -> None:
@@ -181,17 +150,6 @@ def verify_file(file: str | Path) -> Path:
     return file
 
 
-class _Meta(dict[str, Any]):
-    """``meta.json``'s object: a missing key is a :class:`ModelError` naming the file."""
-
-    def __init__(self, values: dict[str, Any], file: Path) -> None:
-        super().__init__(values)
-        self.file = file
-
-    def __missing__(self, key: str) -> Any:
-        raise ModelError(f"{self.file}: missing key {key!r}; {RETRAIN}")
-
-
 def read_meta(path: str | Path) -> dict[str, Any]:
     """Read and check ``meta.json``: a JSON object of a supported format version whose keys
     have the types its kind's loader needs; anything else is a one-line :class:`ModelError`
@@ -211,16 +169,16 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ModelError(f"{meta_file}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(loaded, dict):
         raise ModelError(
-            f"{meta_file}: expected a JSON object, found {_json_type(loaded)}; {RETRAIN}"
+            f"{meta_file}: expected a JSON object, found {json_type(loaded)}; {RETRAIN}"
         )
-    meta: dict[str, Any] = _Meta(loaded, meta_file)
+    meta: dict[str, Any] = MetaDict(loaded, meta_file)
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(
             f"{meta_file}: model format version {version!r} is not supported by this hybridrec "
             f"(it reads version {FORMAT_VERSION}); retrain the model or use a matching release"
         )
-    _check_keys(meta, meta_file)
+    check_meta_keys(meta, meta_file)
     return meta
 
 
@@ -233,45 +191,8 @@ def read_table(path: str | Path, name: str) -> pa.Table:
     try:
         return pq.read_table(file)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        reason = _first_line(exc).replace(f"Could not open Parquet input source '{file}': ", "")
+        reason = first_line(exc).replace(f"Could not open Parquet input source '{file}': ", "")
         raise ModelError(f"{file}: not a readable Parquet file ({reason}); {RETRAIN}") from None
-
-
-def read_npz(file: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of a ``.npz`` file (never pickled objects), checked against its checksum."""
-    file = Path(file)
-    verify_file(file)
-    try:
-        with np.load(file, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("a single array, not an .npz archive")
-            return {key: data[key] for key in data.files}
-    except ValueError as exc:
-        reason = "not a NumPy .npz archive" if "pickle" in str(exc) else _first_line(exc)
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        reason = _first_line(exc) or type(exc).__name__
-    raise ModelError(f"{file}: not a readable .npz array file ({reason}); {RETRAIN}")
-
-
-def read_lightgbm(file: str | Path, lgb: Any) -> Any:
-    """A LightGBM ``Booster`` from its text model ``file`` (``lgb``: the imported module).
-
-    The file is checked against its checksum, then its layout (the header's ``tree_sizes``
-    must point at every ``Tree=`` block and ``end of trees`` must follow): LightGBM parses the
-    trees in parallel and aborts the whole process on a malformed one."""
-    file = Path(file)
-    verify_file(file)
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{file}: cannot be read ({exc.strerror or exc})") from None
-    problem = _lightgbm_layout_problem(data)
-    if problem is None:
-        try:
-            return lgb.Booster(model_str=data.decode("utf-8"))
-        except (lgb.basic.LightGBMError, UnicodeDecodeError, ValueError) as exc:
-            problem = _first_line(exc)
-    raise ModelError(f"{file}: not a readable LightGBM model ({problem}); {RETRAIN}")
 
 
 def check_list_width(path: str | Path, name: str, table: pa.Table, column: str, width: int) -> None:
@@ -310,74 +231,6 @@ def _recorded_checksums(root: Path) -> dict[str, Any] | None:
     if not isinstance(sums, dict):
         raise ModelError(f"{meta_file}: {CHECKSUMS!r} should be a JSON object; {RETRAIN}")
     return sums
-
-
-def _check_keys(meta: dict[str, Any], meta_file: Path) -> None:
-    kind_keys = _KIND_KEYS.get(str(meta.get("kind")), {})
-    for key, expected in {**_COMMON_KEYS, **kind_keys}.items():
-        if key not in meta:
-            continue
-        value = meta[key]
-        if not isinstance(value, expected) or (expected is _NUMBER and isinstance(value, bool)):
-            raise ModelError(
-                f"{meta_file}: {key!r} should be {_expected_name(expected)}, "
-                f"not {_json_type(value)}; {RETRAIN}"
-            )
-        if key in _PAIRS and len(value) != 2:
-            raise ModelError(
-                f"{meta_file}: {key!r} should hold 2 values, not {len(value)}; {RETRAIN}"
-            )
-    params = meta.get("params")
-    if kind_keys is _MF_KEYS and isinstance(params, dict):
-        k = params.get("num_factors")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ModelError(
-                f"{meta_file}: params.num_factors should be a positive integer, not {k!r}; "
-                f"{RETRAIN}"
-            )
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    for kind, name in _JSON_TYPES.items():
-        if isinstance(value, kind):
-            return name
-    return "a number" if isinstance(value, _NUMBER) else type(value).__name__
-
-
-def _expected_name(expected: Any) -> str:
-    return "a number" if expected is _NUMBER else _JSON_TYPES.get(expected, str(expected))
-
-
-def _lightgbm_layout_problem(data: bytes) -> str | None:
-    """What is wrong with the layout of a LightGBM text model, or None."""
-    if not data.startswith(b"tree\n"):
-        return "it does not start with LightGBM's 'tree' header"
-    end = data.find(b"\nend of trees")
-    if end < 0:
-        return "no complete list of trees: the file is truncated"
-    first = data.find(b"\nTree=", 0, end)
-    sizes: list[int] = []
-    for line in data[: end if first < 0 else first].split(b"\n"):
-        if line.startswith(b"tree_sizes="):
-            try:
-                sizes = [int(s) for s in line[len(b"tree_sizes=") :].split()]
-            except ValueError:
-                return "its tree_sizes header is not a list of integers"
-    at = first + 1
-    for size in sizes:  # LightGBM seeks to each tree by these sizes, in parallel
-        if first < 0 or size < 1 or not data.startswith(b"Tree=", at):
-            return "the trees do not match the tree_sizes header"
-        at += size
-    if sizes and not data[at:].lstrip(b"\n").startswith(b"end of trees"):
-        return "the trees do not match the tree_sizes header"
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _json_default(value: Any) -> Any:

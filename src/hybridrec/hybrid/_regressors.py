@@ -31,8 +31,8 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
+from hybridrec._native_files import read_lightgbm, read_npz
 from hybridrec._params import constructor_params
 
 __all__ = [
@@ -239,7 +239,7 @@ def _array(arrays: dict[str, np.ndarray], key: str, file: Path, ndim: int | None
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of ``path``, checked against the model's checksums first; a file NumPy
     cannot read is a :class:`ModelError` naming it."""
-    return artifacts.read_npz(path)
+    return read_npz(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -672,7 +672,7 @@ class BoostedRegressor:
         lgb = _import("lightgbm")
         path = _require_file(directory, cls._FILE)
         model = _construct(cls, _meta_value(meta, "params", directory, dict), directory)
-        model.booster_ = artifacts.read_lightgbm(path, lgb)
+        model.booster_ = read_lightgbm(path, lgb)
         model.best_iteration_ = int(_meta_value(meta, "best_iteration", directory, int))
         val_rmse = meta.get("val_rmse") or []
         if not isinstance(val_rmse, list) or not all(isinstance(v, (int, float)) for v in val_rmse):

@@ -12,6 +12,7 @@ import pandas as pd
 
 from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
+from hybridrec._native_files import read_lightgbm
 from hybridrec._params import check_integer, check_number, check_seed, constructor_params
 from hybridrec._progress import progress_bar
 from hybridrec.evaluate import ranking_metrics, regression_metrics
@@ -435,7 +436,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         ranker_file = path / "ranker" / RANKER_FILE
         if not ranker_file.is_file():
             raise ModelError(f"model at {path} is incomplete: ranker/{RANKER_FILE} is missing")
-        model.ranker_ = artifacts.read_lightgbm(ranker_file, lgb)
+        model.ranker_ = read_lightgbm(ranker_file, lgb)
         if model.ranker_.num_feature() != len(FEATURES):
             raise ModelError(
                 f"{ranker_file}: the ranker uses {model.ranker_.num_feature()} features, "
