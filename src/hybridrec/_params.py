@@ -68,6 +68,12 @@ def check_number(
         )
 
 
+def check_fraction(name: str, value: Any, *, allow_zero: bool = True) -> None:
+    """``value`` is a share of the data to set aside: in ``[0, 1)`` (``(0, 1)`` when zero is
+    not allowed); all of it never is."""
+    check_number(name, value, low=0, high=1, low_open=not allow_zero, high_open=True)
+
+
 def check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool | np.bool_):
         raise ValueError(f"{name} must be True or False, got {value!r}")

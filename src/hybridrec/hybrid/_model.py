@@ -16,8 +16,8 @@ from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
 from hybridrec._params import (
     check_bool,
+    check_fraction,
     check_integer,
-    check_number,
     check_seed,
     constructor_params,
 )
@@ -164,17 +164,10 @@ class HybridRecommender(WrapsMatrixFactorization):
             raise ValueError(f"kind must be linear, boosted or dnn, got {self.kind!r}")
         check_bool("leak_free", self.leak_free)
         check_integer("n_folds", self.n_folds, low=2 if self.leak_free else 1)
-        check_number("cold_fraction", self.cold_fraction, low=0, high=1, high_open=True)
-        check_number(
-            "validation_fraction",
-            self.validation_fraction,
-            low=0,
-            high=1,
-            low_open=True,
-            high_open=True,
-        )
+        check_fraction("cold_fraction", self.cold_fraction)
+        check_fraction("validation_fraction", self.validation_fraction, allow_zero=False)
         check_integer("tune", self.tune, low=0)
-        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
+        check_fraction("eval_fraction", self.eval_fraction)
         check_seed("seed", self.seed)
         check_bool("new_user_model", self.new_user_model)
         if self.max_train_rows is not None:

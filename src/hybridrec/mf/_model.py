@@ -19,6 +19,7 @@ from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
 from hybridrec._params import (
     check_bool,
+    check_fraction,
     check_integer,
     check_number,
     check_seed,
@@ -151,7 +152,7 @@ class MatrixFactorization:
         check_integer("max_iterations", self.max_iterations, low=1)
         check_bool("early_stop", self.early_stop)
         check_number("min_rel_progress", self.min_rel_progress, low=0)
-        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
+        check_fraction("eval_fraction", self.eval_fraction)
         check_seed("seed", self.seed)
         check_number("init_scale", self.init_scale, low=0)
 

@@ -13,7 +13,13 @@ import pandas as pd
 from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
 from hybridrec._native_files import read_lightgbm
-from hybridrec._params import check_integer, check_number, check_seed, constructor_params
+from hybridrec._params import (
+    check_fraction,
+    check_integer,
+    check_number,
+    check_seed,
+    constructor_params,
+)
 from hybridrec._progress import progress_bar
 from hybridrec.evaluate import ranking_metrics, regression_metrics
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
@@ -87,15 +93,8 @@ class RankingRecommender(WrapsMatrixFactorization):
         """One ``ValueError`` naming the first bad hyper-parameter (NaN and inf are bad)."""
         check_integer("n_candidates", self.n_candidates, low=1)
         check_number("relevance_threshold", self.relevance_threshold)
-        check_number(
-            "validation_fraction",
-            self.validation_fraction,
-            low=0,
-            high=1,
-            low_open=True,
-            high_open=True,
-        )
-        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
+        check_fraction("validation_fraction", self.validation_fraction, allow_zero=False)
+        check_fraction("eval_fraction", self.eval_fraction)
         check_seed("seed", self.seed)
         try:
             models = self._base_models()

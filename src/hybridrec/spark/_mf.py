@@ -16,7 +16,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hybridrec._errors import DataError, ModelError
-from hybridrec._params import check_integer, check_number, check_seed, constructor_params
+from hybridrec._params import (
+    check_fraction,
+    check_integer,
+    check_number,
+    check_seed,
+    constructor_params,
+)
 from hybridrec.data._vocab import IdVocabulary
 from hybridrec.mf import MatrixFactorization
 from hybridrec.mf._model import MAX_NUM_FACTORS, _csr_from_table, _items_metadata
@@ -127,7 +133,7 @@ class SparkMatrixFactorization:
         check_number("l2_reg_bias", self.l2_reg_bias, low=0)
         check_integer("max_iterations", self.max_iterations, low=1)
         check_integer("bias_iterations", self.bias_iterations, low=1)
-        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
+        check_fraction("eval_fraction", self.eval_fraction)
         check_seed("seed", self.seed)
         check_integer("checkpoint_interval", self.checkpoint_interval, low=1)
 

@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hybridrec._errors import DataError, ModelError
-from hybridrec._params import check_integer, check_number, constructor_params
+from hybridrec._params import check_fraction, check_integer, check_number, constructor_params
 from hybridrec.artifacts import move_into_place
 from hybridrec.hybrid import HybridRecommender
 from hybridrec.hybrid._features import (
@@ -150,8 +150,8 @@ class SparkHybridRecommender:
             )
         check_integer("n_folds", self.n_folds, low=2 if self.leak_free else 1)
         check_number("cold_fraction", self.cold_fraction, low=0, high=0.5)
-        check_number("validation_fraction", self.validation_fraction, low=0, high=1, high_open=True)
-        check_number("eval_fraction", self.eval_fraction, low=0, high=1, high_open=True)
+        check_fraction("validation_fraction", self.validation_fraction)
+        check_fraction("eval_fraction", self.eval_fraction)
         known = _LINEAR_PARAMS if self.kind == "linear" else tuple(_GBT_PARAMS)
         unknown = sorted(set(self.regressor_params or {}) - set(known))
         if unknown:
