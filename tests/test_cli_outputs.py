@@ -9,25 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from _cli import error_line, run
 
 from hybridrec._errors import HybridrecError
 from hybridrec._files import atomic_file
-from hybridrec.cli import main
-
-
-def run(ws: Path, *args: str, quiet: bool = True) -> tuple[int, str, str]:
-    flags = ["--quiet"] if quiet else []
-    result = CliRunner().invoke(main, ["--workspace", str(ws), *flags, *args])
-    return result.exit_code, result.stdout, result.stderr
-
-
-def one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], err
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +37,12 @@ def test_outputs_never_replace_the_workspace_or_a_model(trained):
     # the workspace database has the wrong extension; a Parquet file in models/ would be read
     # as part of the model
     code, _, err = run(trained, "recommend", "m", "--all", "--out", str(db))
-    one_line_error(code, err, "give a .parquet file name")
+    error_line(code, err, "give a .parquet file name")
     users = trained / "models" / "m" / "users.parquet"
     code, _, err = run(trained, "recommend", "m", "--all", "--out", str(users))
-    one_line_error(code, err, "belongs to the workspace")
+    error_line(code, err, "belongs to the workspace")
     code, _, err = run(trained, "weights", "m", "--out", str(trained / "models" / "m" / "x.csv"))
-    one_line_error(code, err, "belongs to the workspace")
+    error_line(code, err, "belongs to the workspace")
     assert db.read_bytes() == before
     code, out, _ = run(trained, "sql", "SELECT count(*) AS n FROM ratings", "--format", "json")
     assert code == 0 and json.loads(out) == [{"n": 4000}]
@@ -69,7 +54,7 @@ def test_an_output_never_replaces_the_commands_input(trained, tmp_path):
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("userId,movieId\n1,1\n2,2\n")
     code, _, err = run(trained, "predict", "m", "--pairs", str(pairs), "--out", str(pairs))
-    one_line_error(code, err, "is also this command's input")
+    error_line(code, err, "is also this command's input")
     assert pairs.read_text() == "userId,movieId\n1,1\n2,2\n"
 
 
@@ -88,7 +73,7 @@ def test_an_output_never_replaces_the_commands_input(trained, tmp_path):
 def test_output_paths_and_flags_are_checked_before_any_work(trained, tmp_path, args, fragment):
     args = tuple(str(tmp_path / a) if a.endswith((".csv", ".txt", ".parquet")) else a for a in args)
     code, _, err = run(trained, *args)
-    one_line_error(code, err, fragment)
+    error_line(code, err, fragment)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -96,7 +81,7 @@ def test_an_output_that_is_not_a_regular_file_is_refused(trained):
     if not Path("/dev/null").exists():
         pytest.skip("no /dev/null")
     code, _, err = run(trained, "weights", "m", "--out", "/dev/null")
-    one_line_error(code, err, "give a .csv or .parquet file name")
+    error_line(code, err, "give a .csv or .parquet file name")
 
 
 def test_a_write_error_names_the_users_path_not_a_temporary_file(tmp_path):
@@ -110,13 +95,13 @@ def test_a_write_error_names_the_users_path_not_a_temporary_file(tmp_path):
 
 def test_a_model_is_never_replaced_by_one_built_from_it(trained):
     code, _, err = run(trained, "train", "hybrid", "--mf", "m", "--kind", "linear", "--name", "m")
-    one_line_error(code, err, "is also --mf")
+    error_line(code, err, "is also --mf")
     code, out, _ = run(trained, "info", "m", "--format", "json")
     assert json.loads(out)["kind"] == "matrix_factorization"
     code, _, err = run(trained, "train", "hybrid", "--mf", "imp", "--kind", "linear", "--name", "h")
-    one_line_error(code, err, "'imp' is an implicit-feedback matrix factorization model")
+    error_line(code, err, "'imp' is an implicit-feedback matrix factorization model")
     code, _, err = run(trained, "train", "ranker", "--name", "r", "--mf", "imp")
-    one_line_error(code, err, "give an explicit matrix factorization")
+    error_line(code, err, "give an explicit matrix factorization")
 
 
 def test_retraining_a_name_says_it_replaced_the_model(trained):
@@ -133,7 +118,7 @@ def test_synth_never_overwrites_data_it_did_not_write(tmp_path):
     (folder / "ratings.csv").write_text("userId,movieId,rating\n1,1,5\n")
     small = ("--users", "5", "--items", "5", "--ratings", "10")
     code, _, err = run(tmp_path / "ws", "synth", "--out", str(folder), *small)
-    one_line_error(code, err, "already holds ratings.csv", "--force")
+    error_line(code, err, "already holds ratings.csv", "--force")
     assert (folder / "ratings.csv").read_text() == "userId,movieId,rating\n1,1,5\n"
     # a synthetic folder (it has truth/) is regenerated; --force replaces anything
     for extra in ((), ("--force",)):
@@ -156,17 +141,17 @@ def test_synth_never_overwrites_data_it_did_not_write(tmp_path):
 )
 def test_usage_mistakes_are_one_line_errors(trained, args, fragment):
     code, out, err = run(trained, *args)
-    one_line_error(code, err, fragment, "--help")
+    error_line(code, err, fragment, "--help")
     assert out == ""
 
 
-def test_serve_on_a_port_in_use_is_a_one_line_error(trained):
+def test_serve_on_a_port_in_use_is_a_error_line(trained):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         code, _, err = run(trained, "serve", "m", "--host", "127.0.0.1", "--port", str(port))
-    one_line_error(code, err, f"cannot listen on 127.0.0.1:{port}")
+    error_line(code, err, f"cannot listen on 127.0.0.1:{port}")
 
 
 def test_unknown_ids_are_answered_with_a_note_naming_them(trained, tmp_path):
@@ -185,11 +170,11 @@ def test_unknown_ids_are_answered_with_a_note_naming_them(trained, tmp_path):
 def test_models_needs_a_workspace_and_json_is_always_valid(trained, tmp_path):
     missing = tmp_path / "nowhere"
     code, _, err = run(missing, "models")
-    one_line_error(code, err, "does not exist")
+    error_line(code, err, "does not exist")
     afile = tmp_path / "afile"
     afile.write_text("x")
     code, _, err = run(afile, "models")
-    one_line_error(code, err, "is a file")
+    error_line(code, err, "is a file")
     query = "SELECT 'inf'::DOUBLE AS a, 'nan'::DOUBLE AS b, 1.5 AS c"
     code, out, _ = run(trained, "sql", query, "--format", "json")
     assert code == 0 and json.loads(out) == [{"a": None, "b": None, "c": 1.5}]
@@ -198,13 +183,13 @@ def test_models_needs_a_workspace_and_json_is_always_valid(trained, tmp_path):
 
 def test_conflicting_or_empty_options_are_refused(trained):
     code, _, err = run(trained, "compare", "--kinds", " , ")
-    one_line_error(code, err, "--kinds is empty")
+    error_line(code, err, "--kinds is empty")
     code, _, err = run(trained, "explain", "m", "--global", "--user", "1")
-    one_line_error(code, err)  # the model is an MF (no explain) or the flags conflict
+    error_line(code, err)  # the model is an MF (no explain) or the flags conflict
 
 
 def test_an_unknown_genre_is_named_with_a_hint(trained):
     code, _, err = run(trained, "recommend", "m", "--user", "1", "--genre", "comedy")
-    one_line_error(code, err, "--genre 'comedy'", "did you mean 'Comedy'?", "Drama")
+    error_line(code, err, "--genre 'comedy'", "did you mean 'Comedy'?", "Drama")
     code, out, err = run(trained, "recommend", "m", "--user", "1", "--genre", "Comedy")
     assert code == 0 and "movieId" in out, err

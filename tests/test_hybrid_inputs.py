@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import error_line, run
 from _fixtures import GENRES_100K
-from click.testing import CliRunner
 
 from hybridrec import DataError, HybridrecError, ModelError
-from hybridrec.cli import main
 from hybridrec.hybrid import HybridRecommender, LinearRegressor, hybrid_dataset_sql
 from hybridrec.hybrid._features import AttributeEncoder
 from hybridrec.mf import MatrixFactorization
@@ -264,17 +263,6 @@ def _write_ml100k(folder: Path, *, newcomers: bool = False) -> Path:
     return folder
 
 
-def run(ws: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["--workspace", str(ws), "--quiet", *args])
-    return result.exit_code, result.stdout, result.stderr
-
-
-def _one_line_error(code: int, err: str) -> str:
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
-    return err
-
-
 @pytest.fixture(scope="module")
 def cli_ws(tmp_path_factory) -> Path:
     """A workspace with NULL demographics, NULL years and genre-less movies; MF ``m``
@@ -317,16 +305,16 @@ def test_cli_nulls_in_the_workspace_give_finite_predictions(cli_ws, tmp_path):
 
 def test_cli_train_hybrid_with_a_missing_mf(cli_ws):
     code, _, err = run(cli_ws, "train", "hybrid", "--mf", "missing", "--name", "h2")
-    assert "no model named 'missing'" in _one_line_error(code, err)
+    assert "no model named 'missing'" in error_line(code, err)
     models = cli_ws / "models"
     assert not (models / "h2").exists() and not list(models.glob(".h2*"))
     code, _, err = run(cli_ws, "train", "hybrid", "--mf", "h", "--name", "h3")
-    assert "'h' is a hybrid model" in _one_line_error(code, err)
+    assert "'h' is a hybrid model" in error_line(code, err)
     assert not (models / "h3").exists()
     for command in ("dataset", "notebook"):
         extra = ["--out", str(cli_ws / "x.parquet")] if command == "dataset" else []
         code, _, err = run(cli_ws, "hybrid", command, "--mf", "missing", *extra)
-        assert "missing" in _one_line_error(code, err)
+        assert "missing" in error_line(code, err)
 
 
 def test_cli_retrained_mf_with_another_width(cli_ws, tmp_path):
@@ -344,9 +332,9 @@ def test_cli_retrained_mf_with_another_width(cli_ws, tmp_path):
     shutil.rmtree(cli_ws / "models" / "h5" / "mf")
     shutil.copytree(cli_ws / "models" / "h" / "mf", cli_ws / "models" / "h5" / "mf")
     code, _, err = _predict(cli_ws, "h5", pairs, tmp_path)
-    assert "trained with a 5-factor MF but mf/ holds a 3-factor MF" in _one_line_error(code, err)
+    assert "trained with a 5-factor MF but mf/ holds a 3-factor MF" in error_line(code, err)
     code, _, err = run(cli_ws, "recommend", "h5", "--user", "1")
-    assert "mismatched factor widths" in _one_line_error(code, err)
+    assert "mismatched factor widths" in error_line(code, err)
 
 
 def test_cli_users_and_movies_added_after_training_are_cold_starts(cli_ws, tmp_path):

@@ -16,8 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import error_line, run
 from click.testing import CliRunner
-from test_cli import run, trained  # noqa: F401  (trained: the workspace fixture, model "m")
+from test_cli import trained  # noqa: F401  (the workspace fixture, model "m")
 
 from hybridrec import DataError, ModelError
 from hybridrec.cli import main
@@ -27,15 +28,6 @@ from hybridrec.mf import _model as mf_model
 from hybridrec.ranking import RankingRecommender
 
 NAN, INF = float("nan"), float("inf")
-
-
-def one_error(code: int, err: str) -> str:
-    """The single ``error:`` line of a failed command (exit code 2, no traceback)."""
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err and "internal error" not in err
-    return lines[0]
 
 
 def frame(n: int = 40, seed: int = 0) -> pd.DataFrame:
@@ -126,25 +118,25 @@ def models_of(ws: Path) -> set[str]:
 )
 def test_train_mf_rejects_non_finite_and_huge_parameters(trained, args, parameter):  # noqa: F811
     before = models_of(trained)
-    line = one_error(*run(trained, "train", "mf", "--name", "x", *args)[::2])
+    line = error_line(*run(trained, "train", "mf", "--name", "x", *args)[::2])
     assert f"error: {parameter} must be" in line
     assert models_of(trained) == before, "nothing saved"
 
 
 def test_num_factors_bound_explains_the_limit(trained):  # noqa: F811
-    line = one_error(*run(trained, "train", "mf", "--name", "x", "--num-factors", "100000")[::2])
+    line = error_line(*run(trained, "train", "mf", "--name", "x", "--num-factors", "100000")[::2])
     assert "at most 1024" in line and "memory" in line
 
 
 def test_train_hybrid_cold_fraction_nan(trained):  # noqa: F811
     args = ("--name", "hx", "--mf", "m", "--kind", "linear", "--cold-fraction", "nan")
-    line = one_error(*run(trained, "train", "hybrid", *args)[::2])
+    line = error_line(*run(trained, "train", "hybrid", *args)[::2])
     assert "cold_fraction must be a finite number" in line
 
 
 @pytest.mark.parametrize(("option", "value"), [("--timeout", "nan"), ("--timeout", "inf")])
 def test_serve_non_finite_seconds_name_the_option(trained, option, value):  # noqa: F811
-    line = one_error(*run(trained, "serve", "m", option, value)[::2])
+    line = error_line(*run(trained, "serve", "m", option, value)[::2])
     assert f"'{option}'" in line and "not a finite number" in line
 
 
@@ -204,11 +196,11 @@ def test_one_rating_workspace(tmp_path):
         ws, "train", "mf", "--name", "t0", "--num-factors", "2", "--eval-fraction", "0"
     )
     assert code == 0, err
-    line = one_error(*run(ws, "train", "mf", "--name", "tt", "--tune", "2")[::2])
+    line = error_line(*run(ws, "train", "mf", "--name", "tt", "--tune", "2")[::2])
     assert "too few ratings to tune" in line
-    line = one_error(*run(ws, "compare", "--kinds", "linear")[::2])
+    line = error_line(*run(ws, "compare", "--kinds", "linear")[::2])
     assert "too few ratings to compare" in line
-    line = one_error(*run(ws, "evaluate", "t0")[::2])
+    line = error_line(*run(ws, "evaluate", "t0")[::2])
     assert "no hold-out" in line and "--data FILE" in line
 
 
@@ -223,11 +215,11 @@ def test_twenty_rating_workspace_names_the_validation_split(tmp_path):
     ws = workspace_of(tmp_path, 5, 8, 20)
     code, _, err = run(ws, "train", "mf", "--name", "m", "--num-factors", "2")
     assert code == 0, err
-    line = one_error(
+    line = error_line(
         *run(ws, "train", "hybrid", "--name", "h", "--mf", "m", "--kind", "linear")[::2]
     )
     assert "too few ratings for the regressor's validation split" in line
-    line = one_error(*run(ws, "compare", "--kinds", "linear")[::2])
+    line = error_line(*run(ws, "compare", "--kinds", "linear")[::2])
     assert "too few ratings" in line and "X_val" not in line
 
 
@@ -235,7 +227,7 @@ def test_evaluate_without_hold_out_suggests_data(trained):  # noqa: F811
     args = ("--name", "x1", "--num-factors", "2", "--max-iterations", "2", "--eval-fraction", "0")
     code, _, err = run(trained, "train", "mf", *args)
     assert code == 0, err
-    line = one_error(*run(trained, "evaluate", "x1")[::2])
+    line = error_line(*run(trained, "evaluate", "x1")[::2])
     assert "no hold-out" in line and "eval_fraction=0" in line and "--data FILE" in line
     model = MatrixFactorization(num_factors=2, eval_fraction=0.0).fit(frame())
     with pytest.raises(ModelError, match="no hold-out"):
@@ -267,10 +259,10 @@ def test_too_few_ratings_in_the_python_api():
 def test_ratings_files_name_file_and_line(trained, files, name, message):  # noqa: F811
     before = models_of(trained)
     path = files[name]
-    line = one_error(*run(trained, "train", "mf", "--name", "bad", "--ratings", str(path))[::2])
+    line = error_line(*run(trained, "train", "mf", "--name", "bad", "--ratings", str(path))[::2])
     assert line == f"error: {path}: {message}"
     assert models_of(trained) == before, "no model saved from a bad file"
-    line = one_error(*run(trained, "evaluate", "m", "--data", str(path))[::2])
+    line = error_line(*run(trained, "evaluate", "m", "--data", str(path))[::2])
     assert line == f"error: {path}: {message}"
 
 
@@ -280,7 +272,7 @@ def test_csv_lines_count_blank_lines_crlf_and_compressed_files(trained, tmp_path
     plain.write_bytes(text)
     packed.write_bytes(gzip.compress(text))
     for path in (plain, packed):
-        line = one_error(*run(trained, "evaluate", "m", "--data", str(path))[::2])
+        line = error_line(*run(trained, "evaluate", "m", "--data", str(path))[::2])
         assert line == f"error: {path}: line 4: column rating: 'x' is not a number"
 
 
@@ -289,23 +281,23 @@ def test_load_and_train_share_the_rating_check(trained, files, tmp_path):  # noq
     source.mkdir()
     shutil.copy(trained.parent / "synth" / "movies.csv", source / "movies.csv")
     shutil.copy(files["negative"], source / "ratings.csv")
-    load_line = one_error(*run(tmp_path / "ws", "load", str(source))[::2])
+    load_line = error_line(*run(tmp_path / "ws", "load", str(source))[::2])
     train_args = ("train", "mf", "--name", "bad", "--ratings", str(source / "ratings.csv"))
-    train_line = one_error(*run(trained, *train_args)[::2])
+    train_line = error_line(*run(trained, *train_args)[::2])
     assert load_line == train_line
     assert train_line.endswith("ratings.csv: line 31: rating -3.0 is outside 0-10")
 
 
 def test_parquet_errors_name_file_and_row(trained, files):  # noqa: F811
     path = files["nan_parquet"]
-    line = one_error(*run(trained, "evaluate", "m", "--data", str(path))[::2])
+    line = error_line(*run(trained, "evaluate", "m", "--data", str(path))[::2])
     assert line == f"error: {path}: row 30: missing rating"
     path = files["list_ids"]
     for args in (
         ("train", "mf", "--name", "bad", "--ratings", str(path)),
         ("predict", "m", "--pairs", str(path)),
     ):
-        line = one_error(*run(trained, *args)[::2])
+        line = error_line(*run(trained, *args)[::2])
         assert f"{path}: row 1: column userId holds a list ([" in line
 
 
@@ -337,7 +329,7 @@ def test_python_api_ratings_checks():
 )
 def test_fold_in_file_errors(trained, files, name, message):  # noqa: F811
     path = files[name]
-    line = one_error(*run(trained, "recommend", "m", "--ratings", str(path))[::2])
+    line = error_line(*run(trained, "recommend", "m", "--ratings", str(path))[::2])
     assert line == f"error: {path}: {message}"
 
 

@@ -22,6 +22,8 @@ from click.testing import CliRunner
 
 pytest.importorskip("matplotlib")
 
+from _cli import run
+
 from hybridrec import report as report_module
 from hybridrec._errors import HybridrecError
 from hybridrec._output import PIPE_TABLE_WIDTH, table_width
@@ -251,12 +253,6 @@ def test_bad_inputs_are_clear_errors(models, tmp_path):
 
 
 # ---------------------------------------------------------------------- the command
-def run(ws: Path, *args: str, quiet: bool = True) -> tuple[int, str, str]:
-    flags = ["--workspace", str(ws), *(["--quiet"] if quiet else [])]
-    result = CliRunner().invoke(main, [*flags, *args])
-    return result.exit_code, result.stdout, result.stderr
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli-report")
