@@ -7,7 +7,7 @@ other exception is a bug and exits with code 1.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "HybridrecError", "ModelError", "NotFoundError"]
+__all__ = ["DataError", "HybridrecError", "ModelError", "NotFoundError", "first_line"]
 
 
 class HybridrecError(Exception):
@@ -24,3 +24,10 @@ class ModelError(HybridrecError):
 
 class NotFoundError(HybridrecError):
     """A named thing (model, table, source, workspace) that does not exist."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name when the message is empty): what a
+    one-line error shows of a library's multi-line exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

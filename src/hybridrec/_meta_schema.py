@@ -9,7 +9,7 @@ from typing import Any
 
 from hybridrec._errors import ModelError
 
-__all__ = ["CHECKSUMS", "RETRAIN", "MetaDict", "check_meta_keys", "first_line", "json_type"]
+__all__ = ["CHECKSUMS", "RETRAIN", "MetaDict", "check_meta_keys", "json_type"]
 
 CHECKSUMS = "checksums"  # meta.json key: {relative posix path: {"sha256": hex, "size": bytes}}
 RETRAIN = "retrain the model"
@@ -95,8 +95,3 @@ def json_type(value: Any) -> str:
 
 def _expected_name(expected: Any) -> str:
     return "a number" if expected is _NUMBER else _JSON_TYPES.get(expected, str(expected))
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

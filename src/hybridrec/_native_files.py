@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from hybridrec._errors import ModelError
-from hybridrec._meta_schema import RETRAIN, first_line
+from hybridrec._errors import ModelError, first_line
+from hybridrec._meta_schema import RETRAIN
 from hybridrec.artifacts import verify_file
 
 __all__ = ["read_lightgbm", "read_npz"]

@@ -34,15 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hybridrec._errors import ModelError, NotFoundError
-from hybridrec._meta_schema import (
-    CHECKSUMS,
-    RETRAIN,
-    MetaDict,
-    check_meta_keys,
-    first_line,
-    json_type,
-)
+from hybridrec._errors import ModelError, NotFoundError, first_line
+from hybridrec._meta_schema import CHECKSUMS, RETRAIN, MetaDict, check_meta_keys, json_type
 
 __all__ = [
     "FORMAT_VERSION",

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 import pandas as pd
 
-from hybridrec._errors import HybridrecError
+from hybridrec._errors import HybridrecError, first_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,7 +68,7 @@ def _guarded(func: F) -> F:
             sys.exit(2)
         except (ValueError, KeyError) as exc:
             # Parameter validation in the library raises ValueError; report it like bad input.
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = first_line(exc)
             click.echo(f"error: {message}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
@@ -964,7 +964,7 @@ def _hybrid_dataset_spark(
         try:
             frame.write.mode("overwrite").parquet(out)
         except Exception as exc:  # Spark's write errors: path not writable, bad scheme...
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise HybridrecError(f"cannot write {out}: {first}") from None
         rows = spark.read.parquet(out).count()
     if not state.quiet:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridrec import artifacts
-from hybridrec._errors import HybridrecError, ModelError, NotFoundError
+from hybridrec._errors import HybridrecError, ModelError, NotFoundError, first_line
 
 __all__ = ["list_models", "load_model", "model_dir"]
 
@@ -78,15 +78,10 @@ def load_model(models_root: str | Path, name: str) -> Any:
     try:
         return loader.load(path)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        detail = _first_line(exc)
+        detail = first_line(exc)
         if isinstance(exc, KeyError) and exc.args:  # str() of a KeyError is its key's repr
             key = exc.args[0]
             detail = key if isinstance(key, str) and " " in key else f"missing {key!r}"
         raise ModelError(
             f"{path}: the model's files do not fit together ({detail}); retrain the model"
         ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

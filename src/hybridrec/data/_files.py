@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from hybridrec._errors import DataError, NotFoundError
+from hybridrec._errors import DataError, NotFoundError, first_line
 from hybridrec.data._ratings import (
     check_scalar_ids,
     id_values,
@@ -108,9 +108,8 @@ def _read_error(path: Path, exc: Exception) -> DataError:
     """One line for a file the reader refused; CSV parse errors name the line (the threaded
     reader does not know it: the file is parsed again, serially, on this error path only)."""
     text = str(exc).strip()
-    first_line = text.splitlines()[0] if text else type(exc).__name__
     if _is_parquet(path) or "CSV parse error" not in text:
-        return DataError(f"{path}: cannot read: {first_line}")
+        return DataError(f"{path}: cannot read: {first_line(exc)}")
     try:
         pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=False))
     except (pa.ArrowInvalid, OSError) as serial:

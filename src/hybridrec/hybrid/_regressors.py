@@ -32,6 +32,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 import numpy as np
 
 from hybridrec._errors import DataError, ModelError
+from hybridrec._meta_schema import RETRAIN
 from hybridrec._native_files import read_lightgbm, read_npz
 from hybridrec._params import constructor_params
 
@@ -199,14 +200,13 @@ def _meta_value(meta: dict[str, Any], key: str, directory: Path, expected: Any =
     """``meta[key]`` (the regressor's entry of the model's ``meta.json``), of type ``expected``;
     a missing key or another type is a :class:`ModelError` naming the directory."""
     if key not in meta:
-        raise ModelError(f"{directory}: the regressor's metadata has no {key!r}; retrain the model")
+        raise ModelError(f"{directory}: the regressor's metadata has no {key!r}; {RETRAIN}")
     value = meta[key]
     wrong_bool = isinstance(value, bool) and expected in (int, (int, float))
     if not isinstance(value, expected) or wrong_bool:
         what = _JSON_NAMES.get(expected, "a number")
         raise ModelError(
-            f"{directory}: the regressor's {key!r} should be {what}, not {value!r:.40}; "
-            "retrain the model"
+            f"{directory}: the regressor's {key!r} should be {what}, not {value!r:.40}; {RETRAIN}"
         )
     return value
 
@@ -218,20 +218,19 @@ def _construct(cls: Any, params: dict[str, Any], directory: Path) -> Any:
         return cls(**params)
     except (TypeError, ValueError) as exc:
         raise ModelError(
-            f"{directory}: the regressor's stored params are not valid ({exc}); retrain the model"
+            f"{directory}: the regressor's stored params are not valid ({exc}); {RETRAIN}"
         ) from None
 
 
 def _array(arrays: dict[str, np.ndarray], key: str, file: Path, ndim: int | None) -> np.ndarray:
     """Numeric array ``key`` of a loaded ``.npz`` ``file``, with ``ndim`` dimensions."""
     if key not in arrays:
-        raise ModelError(f"{file}: no array {key!r}; retrain the model")
+        raise ModelError(f"{file}: no array {key!r}; {RETRAIN}")
     arr = arrays[key]
     if arr.dtype.kind not in "fiu" or (ndim is not None and arr.ndim != ndim):
         wanted = "numbers" if ndim is None else f"{ndim}-D numbers"
         raise ModelError(
-            f"{file}: array {key!r} is {arr.dtype} of shape {arr.shape}, not {wanted}; "
-            "retrain the model"
+            f"{file}: array {key!r} is {arr.dtype} of shape {arr.shape}, not {wanted}; {RETRAIN}"
         )
     return arr
 
@@ -493,7 +492,7 @@ class LinearRegressor:
         if not model.mean_.size == model.scale_.size == len(model.feature_names_) == d:
             raise ModelError(
                 f"{file}: {d} coefficients but {model.mean_.size} means, {model.scale_.size} "
-                f"scales and {len(model.feature_names_)} feature names; retrain the model"
+                f"scales and {len(model.feature_names_)} feature names; {RETRAIN}"
             )
         return model
 
@@ -677,7 +676,7 @@ class BoostedRegressor:
         val_rmse = meta.get("val_rmse") or []
         if not isinstance(val_rmse, list) or not all(isinstance(v, (int, float)) for v in val_rmse):
             raise ModelError(
-                f"{directory}: the regressor's 'val_rmse' should be numbers; retrain the model"
+                f"{directory}: the regressor's 'val_rmse' should be numbers; {RETRAIN}"
             )
         model.val_rmse_ = [float(v) for v in val_rmse]
         model.feature_names_ = list(_meta_value(meta, "feature_names", directory, list))
@@ -991,8 +990,7 @@ class DnnRegressor:
         hidden = _meta_value(params, "hidden", directory, list)
         if not all(isinstance(h, int) and h > 0 for h in hidden):
             raise ModelError(
-                f"{directory}: the regressor's 'hidden' should be positive integers; "
-                "retrain the model"
+                f"{directory}: the regressor's 'hidden' should be positive integers; {RETRAIN}"
             )
         params["hidden"] = tuple(hidden)
         model = _construct(cls, params, directory)
@@ -1000,7 +998,7 @@ class DnnRegressor:
         count = int(_meta_value(arch, "n_params_arrays", directory, int))
         arrays_k = [_array(arrays, f"param{k}", file, None) for k in range(count)]
         if count < 2 or arrays_k[0].ndim != 2:
-            raise ModelError(f"{file}: malformed network weight arrays; retrain the model")
+            raise ModelError(f"{file}: malformed network weight arrays; {RETRAIN}")
         model.params_ = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays_k]
         model.x_mean_ = _array(arrays, "x_mean", file, 1)
         model.x_scale_ = _array(arrays, "x_scale", file, 1)
@@ -1206,7 +1204,7 @@ class TreeEnsembleRegressor:
         try:
             return cls.from_arrays(**tables, feature_names=feature_names, source=source)
         except (DataError, ModelError) as exc:  # from_arrays' checks do not know the file
-            raise ModelError(f"{file}: {exc}; retrain the model") from None
+            raise ModelError(f"{file}: {exc}; {RETRAIN}") from None
 
 
 # ---------------------------------------------------------------------------------------------

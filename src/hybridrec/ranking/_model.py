@@ -12,6 +12,7 @@ import pandas as pd
 
 from hybridrec import artifacts
 from hybridrec._errors import DataError, ModelError
+from hybridrec._meta_schema import RETRAIN
 from hybridrec._native_files import read_lightgbm
 from hybridrec._params import (
     check_fraction,
@@ -439,7 +440,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         if model.ranker_.num_feature() != len(FEATURES):
             raise ModelError(
                 f"{ranker_file}: the ranker uses {model.ranker_.num_feature()} features, "
-                f"this hybridrec computes {len(FEATURES)}; retrain the model"
+                f"this hybridrec computes {len(FEATURES)}; {RETRAIN}"
             )
         items = artifacts.read_table(path, "item_stats")
         model.item_popularity_log_ = _column(items, "popularity_log", path / "item_stats.parquet")
@@ -453,7 +454,7 @@ class RankingRecommender(WrapsMatrixFactorization):
             if values.shape != (len(vocab),):
                 raise ModelError(
                     f"{path / name}.parquet: {values.size} rows but mf/ knows {len(vocab)}; "
-                    "the files do not belong together (retrain the model)"
+                    f"the files do not belong together ({RETRAIN})"
                 )
         model.metrics_ = dict(meta.get("metrics", {}))
         model.eval_set_ = artifacts.read_table(path, "eval").to_pandas()
@@ -463,10 +464,10 @@ class RankingRecommender(WrapsMatrixFactorization):
 def _column(table: Any, name: str, file: Path) -> np.ndarray:
     """Numeric column ``name`` of a loaded stats table, as float64."""
     if name not in table.column_names:
-        raise ModelError(f"{file}: no {name!r} column; retrain the model")
+        raise ModelError(f"{file}: no {name!r} column; {RETRAIN}")
     values = table[name].to_numpy()
     if values.dtype.kind not in "fiu":
-        raise ModelError(f"{file}: {name!r} holds {values.dtype}, not numbers; retrain the model")
+        raise ModelError(f"{file}: {name!r} holds {values.dtype}, not numbers; {RETRAIN}")
     return np.asarray(values, dtype=np.float64)
 
 

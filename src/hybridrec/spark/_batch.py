@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from hybridrec import artifacts
-from hybridrec._errors import DataError, HybridrecError, ModelError
+from hybridrec._errors import DataError, HybridrecError, ModelError, first_line
 from hybridrec.evaluate import REGRESSION_METRICS
 from hybridrec.spark._io import ITEM_COL, RATING_COL, USER_COL, read_ratings
 
@@ -437,13 +437,13 @@ def write_parquet(frame: DataFrame, out: str) -> int:
         fs = target.getFileSystem(conf)
         target = fs.makeQualified(target)
     except Exception as exc:  # bad URI / unknown scheme
-        raise HybridrecError(f"cannot write {out}: {_first_line(exc)}") from None
+        raise HybridrecError(f"cannot write {out}: {first_line(exc)}") from None
     tmp = hadoop_path(target.getParent(), f".{target.getName()}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         try:
             frame.write.mode("errorifexists").parquet(tmp.toString())
         except Exception as exc:  # Spark's write errors: path not writable, bad scheme...
-            raise HybridrecError(f"cannot write {out}: {_first_line(exc)}") from None
+            raise HybridrecError(f"cannot write {out}: {first_line(exc)}") from None
         if fs.exists(target):
             fs.delete(target, True)
         if not fs.rename(tmp, target):
@@ -452,8 +452,3 @@ def write_parquet(frame: DataFrame, out: str) -> int:
         if fs.exists(tmp):
             fs.delete(tmp, True)
     return int(spark.read.parquet(target.toString()).count())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -16,7 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from hybridrec._errors import DataError
+from hybridrec._errors import DataError, first_line
 from hybridrec.data._layouts import ARCHIVE_SUFFIXES, TextFile, open_layout
 
 __all__ = ["hash_split", "ratings_frame", "read_ratings"]
@@ -72,7 +72,7 @@ def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
     try:
         return spark.read.parquet(path)
     except Exception as exc:  # AnalysisException: path missing, not Parquet, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise DataError(f"{path}: cannot read ratings: {first}") from None
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from hybridrec._errors import HybridrecError
+from hybridrec._errors import HybridrecError, first_line
 
 __all__ = ["ensure_checkpoint_dir", "java_available", "session_scope", "spark_session"]
 
@@ -70,7 +70,7 @@ def spark_session(
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j/JVM start-up errors have no common base class
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise HybridrecError(
             f"could not start Spark on {master or 'spark-submit'}: {first}"
         ) from exc
