@@ -262,15 +262,16 @@ class NewUserRidge:
         pairs = [(a, b) for a in NEW_USER_PENALTIES for b in NEW_USER_PENALTIES]
         sse = dict.fromkeys(pairs, 0.0)
         folds = range(labels.size) if labels.size >= 2 else range(0)  # one group: no CV
+        total_xtx, total_xty = xtx.sum(0), xty.sum(0)
         for g in folds:
-            others = xtx.sum(0) - xtx[g], xty.sum(0) - xty[g]
+            others = total_xtx - xtx[g], total_xty - xty[g]
             solutions = _ridge_path(*others, n - counts[g], pairs, *fixed)
             for pair, w in zip(pairs, solutions, strict=True):
                 sse[pair] += float(yty[g] - 2 * w @ xty[g] + w @ xtx[g] @ w)
         cv = {f"{a:g},{b:g}": float(np.sqrt(max(e, 0.0) / n)) for (a, b), e in sse.items()}
         cv = cv if folds else {}
         best = min(pairs, key=lambda q: cv[f"{q[0]:g},{q[1]:g}"]) if cv else (1.0, 1.0)
-        (w,) = _ridge_path(xtx.sum(0), xty.sum(0), n, [best], *fixed)
+        (w,) = _ridge_path(total_xtx, total_xty, n, [best], *fixed)
         return cls(
             base_columns=list(NEW_USER_BASE),
             user_columns=list(user_columns),
