@@ -62,10 +62,7 @@ import itertools
 import json
 import logging
 import math
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -79,6 +76,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from hybridrec._errors import DataError, HybridrecError, NotFoundError
+from hybridrec._files import atomic_file
 from hybridrec._progress import Progress, progress_bar
 
 __all__ = [
@@ -689,10 +687,10 @@ def write_synthetic(
     with progress_bar("synthetic", total=3 * n, show=show_progress) as bar:
         sample = _simulate(config, bar)
         ratings_path = out / "ratings.csv"
-        with _atomic(ratings_path) as tmp:
+        with atomic_file(ratings_path) as tmp:
             _write_ratings_csv(tmp, sample, bar)
         movies_path = out / "movies.csv"
-        with _atomic(movies_path) as tmp:
+        with atomic_file(movies_path) as tmp:
             _write_movies_csv(tmp, sample)
         mean, sd = _mean_sd(sample.rating_histogram())
         _write_truth(truth_dir, sample, mean, sd)
@@ -748,17 +746,6 @@ def load_truth(path: str | Path) -> SyntheticTruth:
 
 # --------------------------------------------------------------------------------------------
 # writers
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_ratings_csv(path: Path, sample: _Sample, progress: Progress) -> None:
@@ -847,7 +834,7 @@ def _write_truth(truth_dir: Path, sample: _Sample, mean: float, sd: float) -> No
         ),
     }
     for name, table in tables.items():
-        with _atomic(truth_dir / name) as tmp:
+        with atomic_file(truth_dir / name) as tmp:
             pq.write_table(table, tmp)
     histogram = sample.rating_histogram()
     item_counts = np.bincount(sample.item_index, minlength=config.n_items)
@@ -872,5 +859,5 @@ def _write_truth(truth_dir: Path, sample: _Sample, mean: float, sd: float) -> No
         "genres": list(truth.genres),
         "files": ["users.parquet", "items.parquet", "genres.parquet"],
     }
-    with _atomic(truth_dir / "truth.json") as tmp:
+    with atomic_file(truth_dir / "truth.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
