@@ -117,8 +117,7 @@ def _hybrid_steps(
         f"CREATE TABLE movielens.hybrid_dataset AS ... ML.WEIGHTS(MODEL {DEMO_MODEL}) ... "
         "(one row per rating and genre)",
     )
-    genres = workspace.sql("SELECT DISTINCT unnest(genres) AS g FROM movies ORDER BY g")
-    sql = hybrid_dataset_sql(DEMO_MODEL, 16, genres["g"].tolist(), [], encoding="rows")
+    sql = hybrid_dataset_sql(DEMO_MODEL, 16, workspace.genres(), [], encoding="rows")
     preview = workspace.sql(
         f"SELECT movieId, CAST(rating AS INTEGER) AS rating, g AS genre, "
         f"CAST(round(loyalty) AS INTEGER) AS loyalty, postcode, u1, p1 "

@@ -889,7 +889,7 @@ def hybrid_dataset(
     meta = artifacts.read_meta(model_dir(ws.models_dir, mf_name))
     if meta.get("kind") != "matrix_factorization":
         raise HybridrecError(f"--mf {mf_name!r} is not a matrix factorization model")
-    genres = ws.sql("SELECT DISTINCT unnest(genres) AS g FROM movies ORDER BY g")["g"].tolist()
+    genres = ws.genres()
     user_columns = [c for c in ws.sql("SELECT * FROM users LIMIT 0").columns if c != "userId"]
     query = hybrid_dataset_sql(
         mf_name,

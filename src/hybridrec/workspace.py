@@ -311,6 +311,10 @@ class Workspace:
         """One row per movie; ``genres`` holds arrays of str."""
         return self.sql("SELECT * FROM movies ORDER BY movieId")
 
+    def genres(self) -> list[str]:
+        """Every genre of the movies, sorted: the hybrid dataset's genre columns."""
+        return self.sql("SELECT DISTINCT unnest(genres) AS g FROM movies ORDER BY g")["g"].tolist()
+
     def users(self) -> pd.DataFrame:
         return self.sql("SELECT * FROM users ORDER BY userId")
 

@@ -34,9 +34,7 @@ def notebook_linear(
 ) -> dict[str, Any]:
     """Train the notebook's ``recommender_hybrid`` on the workspace; return rows, RMSEs, seconds."""
     start = time.perf_counter()
-    genres = workspace.sql("SELECT DISTINCT unnest(genres) AS g FROM movies ORDER BY g")[
-        "g"
-    ].tolist()
+    genres = workspace.genres()
     dataset = hybrid_dataset_sql(mf_name, num_factors, genres, [], encoding="rows", seed=seed)
     eval_file = workspace.models_dir / mf_name / "eval.parquet"
     query = f"""
