@@ -15,9 +15,9 @@ import numpy as np
 from _common import write_result
 from mf_ml100k import load_ml100k
 
+from hybridrec._core.sparse import Csr
 from hybridrec.evaluate import ranking_metrics
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
-from hybridrec.mf._model import _Csr
 from hybridrec.ranking import RankingRecommender
 
 K = 10
@@ -40,7 +40,7 @@ def popularity(mf: MatrixFactorization) -> dict[str, float]:
     u = mf.user_vocab_.index_of(held["userId"].to_numpy())
     i = mf.item_vocab_.index_of(held["movieId"].to_numpy())
     rel = (held["rating"].to_numpy() >= 4) & (u >= 0) & (i >= 0)
-    relevant = _Csr.build(
+    relevant = Csr.build(
         u[rel], i[rel], np.ones(int(rel.sum()), np.float32), len(mf.user_vocab_), sort_cols=True
     )
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from _cli import error_line, run
 
+from hybridrec._core.files import atomic_file
 from hybridrec._errors import HybridrecError
-from hybridrec._files import atomic_file
 
 
 @pytest.fixture(scope="module")

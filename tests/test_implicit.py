@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from _fixtures import taste_driven_ratings
 
+from hybridrec._core.sparse import Csr as _Csr
 from hybridrec.data import SynthConfig, generate
 from hybridrec.evaluate import ranking_metrics
 from hybridrec.mf import ImplicitMatrixFactorization, _kernels
-from hybridrec.mf._model import _Csr
 from hybridrec.mf._reference import solve_side_implicit_reference
 
 

@@ -24,7 +24,7 @@ from hybridrec import DataError, ModelError
 from hybridrec.cli import main
 from hybridrec.hybrid import HybridRecommender
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
-from hybridrec.mf import _model as mf_model
+from hybridrec.mf import _memory as mf_memory
 from hybridrec.ranking import RankingRecommender
 
 NAN, INF = float("nan"), float("inf")
@@ -180,7 +180,7 @@ def test_hybrid_and_ranking_parameters(model, parameter):
 
 
 def test_memory_estimate_refuses_before_allocating(monkeypatch):
-    monkeypatch.setattr(mf_model, "_available_memory", lambda: 1024)
+    monkeypatch.setattr(mf_memory, "available_memory", lambda: 1024)
     with pytest.raises(
         DataError, match=r"num_factors=8 on 8 users .* MiB of memory .* lower num_factors"
     ):

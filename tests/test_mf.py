@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from hybridrec import ModelError
+from hybridrec._core.sparse import Csr as _Csr
 from hybridrec.data import SynthConfig, generate, true_ratings
 from hybridrec.mf import MatrixFactorization, _kernels
-from hybridrec.mf._model import _Csr
 from hybridrec.mf._reference import solve_side_reference
 
 

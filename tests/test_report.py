@@ -25,8 +25,8 @@ pytest.importorskip("matplotlib")
 from _cli import run
 
 from hybridrec import report as report_module
+from hybridrec._core.output import PIPE_TABLE_WIDTH, table_width
 from hybridrec._errors import HybridrecError
-from hybridrec._output import PIPE_TABLE_WIDTH, table_width
 from hybridrec.cli import main
 from hybridrec.data import SynthConfig, generate
 from hybridrec.hybrid import HybridRecommender

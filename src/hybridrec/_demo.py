@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from hybridrec._output import render, render_mapping
+from hybridrec._core.output import render, render_mapping
 from hybridrec.hybrid import HybridRecommender
 from hybridrec.hybrid._dataset import hybrid_dataset_sql
 from hybridrec.hybrid._notebook import notebook_linear

@@ -103,13 +103,13 @@ def _working(state: _State, message: str) -> Iterator[None]:
 
 
 def _emit(frame: pd.DataFrame, fmt: str, title: str | None = None) -> None:
-    from hybridrec._output import render
+    from hybridrec._core.output import render
 
     click.echo(render(frame, fmt, title=title))
 
 
 def _emit_mapping(values: dict[str, Any], fmt: str, title: str | None = None) -> None:
-    from hybridrec._output import render_mapping
+    from hybridrec._core.output import render_mapping
 
     click.echo(render_mapping(values, fmt, title=title))
 
@@ -764,7 +764,8 @@ def _train_hybrid_spark(
 
 def _same_data(mf: Any, ratings: pd.DataFrame) -> bool:
     """Whether the MF was trained on these ratings (then its fitted factors are reused)."""
-    from hybridrec.mf._model import _fingerprint, _ratings_arrays
+    from hybridrec.data import fingerprint as _fingerprint
+    from hybridrec.data import ratings_arrays as _ratings_arrays
 
     users, items, values = _ratings_arrays(ratings)
     same = bool(_fingerprint(users, items, values) == mf.data_fingerprint_)
@@ -1088,7 +1089,7 @@ def info(state: _State, name: str, fmt: str) -> None:
     path = model_dir(state.models_root(), name)
     meta = state.load_model(name) and artifacts.read_meta(path)
     if fmt == "json":
-        from hybridrec._output import json_text
+        from hybridrec._core.output import json_text
 
         click.echo(json_text(meta))
         return
@@ -1370,7 +1371,7 @@ def _write_batches(batches: Any, target: Path) -> int:
     """Stream record batches to a Parquet file, atomically (temp file, then rename)."""
     import pyarrow.parquet as pq
 
-    from hybridrec._files import atomic_file
+    from hybridrec._core.files import atomic_file
 
     rows = 0
     with atomic_file(target) as tmp:
@@ -1392,7 +1393,7 @@ def _write_batches(batches: Any, target: Path) -> int:
 def _output(state: _State, out: str, suffixes: tuple[str, ...], *inputs: str | None) -> Path:
     """``out`` checked before any work: the right file type, a folder that exists, and
     neither the workspace's own files nor one of the command's ``inputs``."""
-    from hybridrec._files import check_output
+    from hybridrec._core.files import check_output
 
     ws = state.workspace()
     protected = (ws.db_path, ws.db_path.with_name(ws.db_path.name + ".wal"), ws.models_dir)
@@ -1498,7 +1499,7 @@ def _write_table_atomically(table: Any, out: str) -> None:
     ``--format csv`` prints."""
     import pyarrow.parquet as pq
 
-    from hybridrec._output import render
+    from hybridrec._core.output import render
 
     def write(tmp: Path, parquet: bool) -> None:
         if parquet:
@@ -1512,7 +1513,7 @@ def _write_table_atomically(table: Any, out: str) -> None:
 def _write_atomically(out: str, write: Callable[[Path, bool], None]) -> None:
     """``write(tmp, parquet)`` a file beside ``out`` (Parquet when ``out`` ends in .parquet,
     else CSV), then rename it into place: never a half-written ``out``."""
-    from hybridrec._files import atomic_file
+    from hybridrec._core.files import atomic_file
 
     target = Path(out)
     with atomic_file(target) as tmp:

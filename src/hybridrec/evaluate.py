@@ -12,10 +12,21 @@ held-out item are averaged.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 from numba import njit
 
-__all__ = ["RANKING_METRICS", "REGRESSION_METRICS", "ranking_metrics", "regression_metrics"]
+from hybridrec._errors import ModelError
+
+__all__ = [
+    "RANKING_METRICS",
+    "REGRESSION_METRICS",
+    "evaluation_data",
+    "ranking_metrics",
+    "regression_metrics",
+]
 
 REGRESSION_METRICS = (
     "mean_absolute_error",
@@ -139,3 +150,21 @@ def _catalogue_metrics(top: np.ndarray, popularity: np.ndarray, k: int) -> dict[
         f"coverage@{k}": float(np.unique(shown).size / popularity.size),
         f"novelty@{k}": float(np.mean(-np.log2(share))),
     }
+
+
+def evaluation_data(model: Any, data: pd.DataFrame | None) -> pd.DataFrame:
+    """``data``, else the model's own hold-out; a :class:`ModelError` when it has none."""
+    if data is not None:
+        return data
+    if len(model.eval_set_) == 0:
+        fraction = model.get_params().get("eval_fraction")
+        why = (
+            f"eval_fraction={fraction} held out none of its few ratings"
+            if fraction
+            else "it was trained with eval_fraction=0"
+        )
+        raise ModelError(
+            f"the model has no hold-out ratings to evaluate on ({why}): evaluate it on other "
+            "ratings (hybridrec evaluate NAME --data FILE, or evaluate(data))"
+        )
+    return model.eval_set_

@@ -27,17 +27,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
+from hybridrec._core.files import atomic_file
+from hybridrec._core.output import cell
+from hybridrec._core.progress import Progress, progress_bar
 from hybridrec._errors import HybridrecError
-from hybridrec._files import atomic_file
-from hybridrec._output import _cell
-from hybridrec._progress import Progress, progress_bar
 from hybridrec.evaluate import regression_metrics
 
 __all__ = ["ACTIVITY_BINS", "write_report"]
 
 log = logging.getLogger(__name__)
 
-USER_COL, ITEM_COL, RATING_COL = "userId", "movieId", "rating"
 BASELINE = "global mean"
 # Bins of a user's number of training ratings: (low, high) inclusive, high None = no limit.
 ACTIVITY_BINS: tuple[tuple[int, int | None], ...] = (
@@ -392,7 +392,8 @@ def _spread(counts: np.ndarray) -> str:
 
 
 def _fingerprint_of(ratings: pd.DataFrame) -> str | None:
-    from hybridrec.mf._model import _fingerprint, _ratings_arrays
+    from hybridrec.data import fingerprint as _fingerprint
+    from hybridrec.data import ratings_arrays as _ratings_arrays
 
     try:
         return str(_fingerprint(*_ratings_arrays(ratings)))
@@ -412,7 +413,7 @@ def _evaluation_section(plots: _Plots, ev: _Evaluation) -> str:
     for metric in ev.metric_names():
         cells = "".join(
             f'<td class="num" data-model="{_esc(n)}" data-metric="{_esc(metric)}">'
-            f"{_esc(_cell(ev.metrics[n].get(metric, math.nan))) or '—'}</td>"
+            f"{_esc(cell(ev.metrics[n].get(metric, math.nan))) or '—'}</td>"
             for n in names
         )
         rows.append(f'<tr><th scope="row">{_esc(metric)}</th>{cells}</tr>')
@@ -916,7 +917,7 @@ def _frame_table(frame: pd.DataFrame, caption: str | None = None) -> str:
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="num">{_esc(_cell(v))}</td>' if is_num else f"<td>{_esc(_cell(v))}</td>"
+            f'<td class="num">{_esc(cell(v))}</td>' if is_num else f"<td>{_esc(cell(v))}</td>"
             for v, is_num in zip(row, numeric, strict=True)
         )
         + "</tr>"

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from hybridrec._core.files import atomic_file
+from hybridrec._core.progress import Progress, progress_bar
 from hybridrec._errors import DataError, HybridrecError, ModelError, NotFoundError
-from hybridrec._files import atomic_file
-from hybridrec._progress import Progress, progress_bar
 from hybridrec.data._layouts import ML100K_GENRES, LayoutPlan, TextFile, open_layout
 from hybridrec.data._ratings import bad_rating_sql, rating_outside
 from hybridrec.data._sources import resolve_source

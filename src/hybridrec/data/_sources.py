@@ -19,8 +19,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from hybridrec._core.progress import progress_bar
 from hybridrec._errors import DataError, NotFoundError
-from hybridrec._progress import progress_bar
 
 __all__ = [
     "DATASETS",

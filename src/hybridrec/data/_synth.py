@@ -75,9 +75,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from hybridrec._core.files import atomic_file
+from hybridrec._core.progress import Progress, progress_bar
 from hybridrec._errors import DataError, HybridrecError, NotFoundError
-from hybridrec._files import atomic_file
-from hybridrec._progress import Progress, progress_bar
 
 __all__ = [
     "GENRES",

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
 from hybridrec._errors import DataError
 from hybridrec.evaluate import ranking_metrics, regression_metrics
-from hybridrec.hybrid._features import ITEM_COL, RATING_COL, USER_COL
 from hybridrec.hybrid._model import HybridRecommender
 from hybridrec.mf import MatrixFactorization
 

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-USER_COL, ITEM_COL, RATING_COL = "userId", "movieId", "rating"
+from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
+
 MAX_CATEGORIES = 25
 # Columns that identify rather than describe; never used as features.
 _ID_LIKE = {USER_COL, ITEM_COL, "title", "imdbId", "tmdbId", "genres"}

@@ -13,17 +13,23 @@ import pandas as pd
 import pyarrow as pa
 
 from hybridrec import artifacts
-from hybridrec._errors import DataError, ModelError
-from hybridrec._params import (
+from hybridrec._core.contract import HYBRID
+from hybridrec._core.params import (
     check_bool,
     check_fraction,
     check_integer,
     check_seed,
     constructor_params,
 )
-from hybridrec._progress import progress_bar
-from hybridrec._tuning import random_search
-from hybridrec.evaluate import ranking_metrics, regression_metrics
+from hybridrec._core.progress import progress_bar
+from hybridrec._core.sparse import Csr as _Csr
+from hybridrec._core.sparse import rows_of as _rows_of
+from hybridrec._core.sparse import top_n as _top_n
+from hybridrec._core.tuning import random_search
+from hybridrec._errors import DataError, ModelError
+from hybridrec.data import holdout_mask
+from hybridrec.data import ratings_arrays as _ratings_arrays
+from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
 from hybridrec.hybrid._features import (
     ITEM_COL,
     RATING_COL,
@@ -41,14 +47,13 @@ from hybridrec.hybrid._stacking import (
     out_of_fold_matrix,
 )
 from hybridrec.mf import MatrixFactorization
-from hybridrec.mf._model import _Csr, _ratings_arrays, _rows_of, _top_n, evaluation_data
 from hybridrec.mf._wrapper import WrapsMatrixFactorization
 
 __all__ = ["HybridRecommender"]
 
 log = logging.getLogger(__name__)
 
-KIND = "hybrid"
+KIND = HYBRID.name
 # Chosen on MovieLens 100K (benchmarks/hybrid_ml100k.py): smaller, slower-learning trees with
 # larger leaves than LightGBM's defaults overfit the stacked MF feature less.
 DEFAULT_REGRESSOR_PARAMS: dict[str, dict[str, Any]] = {
@@ -235,7 +240,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         _check_attribute_table(items, ITEM_COL, "items", ratings)
         users_ext, items_ext, values = _ratings_arrays(ratings)
         rng = np.random.default_rng(self.seed)
-        held_out = np.asarray(rng.random(values.shape[0]) < self.eval_fraction)
+        held_out = holdout_mask(values.shape[0], self.eval_fraction, rng)
         frame = pd.DataFrame({USER_COL: users_ext, ITEM_COL: items_ext, RATING_COL: values})
         train = frame.loc[~held_out].reset_index(drop=True)
         self.eval_set_ = frame.loc[held_out].reset_index(drop=True)

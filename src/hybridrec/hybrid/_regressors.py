@@ -31,10 +31,10 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from hybridrec._core.params import constructor_params
 from hybridrec._errors import DataError, ModelError
 from hybridrec._meta_schema import RETRAIN
 from hybridrec._native_files import read_lightgbm, read_npz
-from hybridrec._params import constructor_params
 
 __all__ = [
     "REGRESSOR_KINDS",

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hybridrec.hybrid._features import ITEM_COL, USER_COL, RatingStats
+from hybridrec._core.columns import ITEM_COL, USER_COL
+from hybridrec.hybrid._features import RatingStats
 from hybridrec.mf import MatrixFactorization
 
 MF_FEATURES = (

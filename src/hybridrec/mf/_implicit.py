@@ -6,14 +6,18 @@ from typing import Any
 
 import numpy as np
 
+from hybridrec._core.contract import MATRIX_FACTORIZATION_IMPLICIT
+from hybridrec._core.params import check_number, constructor_params
+from hybridrec._core.sparse import Csr
 from hybridrec._errors import DataError
-from hybridrec._params import check_number, constructor_params
+from hybridrec.data import ratings_arrays
+from hybridrec.evaluate import evaluation_data
 from hybridrec.mf import _kernels
-from hybridrec.mf._model import MatrixFactorization, _Csr, _ratings_arrays, evaluation_data
+from hybridrec.mf._model import MatrixFactorization
 
 __all__ = ["ImplicitMatrixFactorization"]
 
-KIND = "matrix_factorization_implicit"
+KIND = MATRIX_FACTORIZATION_IMPLICIT.name
 
 
 class ImplicitMatrixFactorization(MatrixFactorization):
@@ -85,7 +89,7 @@ class ImplicitMatrixFactorization(MatrixFactorization):
     def fit(self, ratings: Any, items: Any = None) -> ImplicitMatrixFactorization:
         """Fit on (``userId``, ``movieId``, ``rating``); the rating is the feedback strength."""
         self._check_params()
-        _, _, values = _ratings_arrays(ratings)
+        _, _, values = ratings_arrays(ratings)
         negative = values < 0
         if negative.any():
             row = ratings.index[int(np.flatnonzero(negative)[0])]
@@ -99,7 +103,7 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         self.global_mean_ = 0.0
         self.rating_range_ = (-np.inf, np.inf)
 
-    def _sweep(self, by_user: _Csr, by_item: _Csr) -> None:
+    def _sweep(self, by_user: Csr, by_item: Csr) -> None:
         for csr, other, out in (
             (by_user, self.item_factors_, self.user_factors_),
             (by_item, self.user_factors_, self.item_factors_),
@@ -118,7 +122,7 @@ class ImplicitMatrixFactorization(MatrixFactorization):
 
     def _losses(
         self,
-        by_user: _Csr,
+        by_user: Csr,
         train: tuple[np.ndarray, np.ndarray, np.ndarray],
         held_out: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> tuple[float, float]:
@@ -145,7 +149,7 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         self._require_fitted()
         data = evaluation_data(self, data)
         threshold = self.relevance_threshold if relevance_threshold is None else relevance_threshold
-        users_ext, items_ext, values = _ratings_arrays(data)
+        users_ext, items_ext, values = ratings_arrays(data)
         u = self.user_vocab_.index_of(users_ext)
         i = self.item_vocab_.index_of(items_ext)
         known = (u >= 0) & (i >= 0)

@@ -244,23 +244,6 @@ def top_n_for_vector(
     return idx[:filled], val[:filled]
 
 
-@njit(cache=True)
-def csr_from_coo(rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Counting sort of ``rows``: returns ``(indptr, order)`` such that ``order`` lists the
-    entries row by row, keeping the input order within a row (stable)."""
-    counts = np.zeros(n_rows + 1, dtype=np.int64)
-    for r in rows:
-        counts[r + 1] += 1
-    indptr = np.cumsum(counts)
-    fill = indptr[:-1].copy()
-    order = np.empty(rows.shape[0], dtype=np.int64)
-    for j in range(rows.shape[0]):
-        r = rows[j]
-        order[fill[r]] = j
-        fill[r] += 1
-    return indptr, order
-
-
 @njit(parallel=True, cache=True, fastmath=True)
 def solve_side_implicit(
     indptr: np.ndarray,

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybridrec._core.tuning import random_search
 from hybridrec._errors import DataError
-from hybridrec._tuning import random_search
+from hybridrec.data import holdout_mask
 from hybridrec.mf._model import MatrixFactorization
 
 SEARCH_SPACE: dict[str, Callable[[np.random.Generator], Any]] = {
@@ -35,7 +36,7 @@ def tune_mf(
     """
     base._check_params()
     params = base.get_params()
-    held_out = np.random.default_rng(base.seed).random(len(ratings)) < base.eval_fraction
+    held_out = holdout_mask(len(ratings), base.eval_fraction, base.seed)
     train = ratings.loc[~held_out]
 
     def score(trial: dict[str, Any]) -> float:

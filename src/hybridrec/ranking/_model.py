@@ -11,26 +11,28 @@ import numpy as np
 import pandas as pd
 
 from hybridrec import artifacts
-from hybridrec._errors import DataError, ModelError
-from hybridrec._meta_schema import RETRAIN
-from hybridrec._native_files import read_lightgbm
-from hybridrec._params import (
+from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
+from hybridrec._core.contract import RANKING
+from hybridrec._core.params import (
     check_fraction,
     check_integer,
     check_number,
     check_seed,
     constructor_params,
 )
-from hybridrec._progress import progress_bar
-from hybridrec.evaluate import ranking_metrics, regression_metrics
+from hybridrec._core.progress import progress_bar
+from hybridrec._core.sparse import Csr, top_n
+from hybridrec._errors import DataError, ModelError
+from hybridrec._meta_schema import RETRAIN
+from hybridrec._native_files import read_lightgbm
+from hybridrec.data import holdout_mask, ratings_arrays
+from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
-from hybridrec.mf._model import _Csr, _ratings_arrays, _top_n, evaluation_data
 from hybridrec.mf._wrapper import WrapsMatrixFactorization
 
 __all__ = ["RankingRecommender"]
 
-KIND = "ranking"
-USER_COL, ITEM_COL, RATING_COL = "userId", "movieId", "rating"
+KIND = RANKING.name
 FEATURES = (
     "implicit.score",
     "implicit.score_vs_best",
@@ -120,10 +122,8 @@ class RankingRecommender(WrapsMatrixFactorization):
         """Fit on ratings (``userId``, ``movieId``, ``rating``); ``items`` gives titles and
         genres (``users`` is accepted for a uniform API and not used)."""
         self._check_params()
-        users_ext, items_ext, values = _ratings_arrays(ratings)
-        held_out = np.asarray(
-            np.random.default_rng(self.seed).random(values.size) < self.eval_fraction
-        )
+        users_ext, items_ext, values = ratings_arrays(ratings)
+        held_out = holdout_mask(values.size, self.eval_fraction, self.seed)
         frame = pd.DataFrame({USER_COL: users_ext, ITEM_COL: items_ext, RATING_COL: values})
         train = frame.loc[~held_out].reset_index(drop=True)
         self.eval_set_ = frame.loc[held_out].reset_index(drop=True)
@@ -174,7 +174,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         implicit = self.implicit_
         scores = implicit.item_factors_ @ implicit.user_factors_[u]
         scores = np.where(allowed, scores, -np.inf)
-        top = _top_n(scores.astype(np.float64), self.n_candidates)
+        top = top_n(scores.astype(np.float64), self.n_candidates)
         return top, scores[top]
 
     def _features(self, u: int, items: np.ndarray, implicit_scores: np.ndarray) -> np.ndarray:
@@ -268,13 +268,13 @@ class RankingRecommender(WrapsMatrixFactorization):
                 allowed[seen.indices[seen.indptr[u] : seen.indptr[u + 1]]] = False
         return self._ranked(u, allowed, n)
 
-    def _held_out_seen(self) -> _Csr:
+    def _held_out_seen(self) -> Csr:
         if getattr(self, "_held_out_csr", None) is None:
             mf = self.mf_
             u = mf.user_vocab_.index_of(self.eval_set_[USER_COL].to_numpy())
             i = mf.item_vocab_.index_of(self.eval_set_[ITEM_COL].to_numpy())
             known = (u >= 0) & (i >= 0)
-            self._held_out_csr = _Csr.build(
+            self._held_out_csr = Csr.build(
                 u[known],
                 i[known],
                 np.ones(int(known.sum()), np.float32),
@@ -351,7 +351,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         self._require_fitted()
         threshold = self.relevance_threshold if relevance_threshold is None else relevance_threshold
         data = evaluation_data(self, data)
-        users_ext, items_ext, values = _ratings_arrays(data)
+        users_ext, items_ext, values = ratings_arrays(data)
         metrics = regression_metrics(values, self.predict(users_ext, items_ext))
         mf = self.mf_
         u = mf.user_vocab_.index_of(users_ext)
@@ -359,7 +359,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         rel = (values >= threshold) & (u >= 0) & (i >= 0)
         if not rel.any():
             return metrics
-        relevant = _Csr.build(u[rel], i[rel], values[rel], len(mf.user_vocab_), sort_cols=True)
+        relevant = Csr.build(u[rel], i[rel], values[rel], len(mf.user_vocab_), sort_cols=True)
         eval_users = np.flatnonzero(np.diff(relevant.indptr) > 0)
         top = np.full((eval_users.size, k), -1, dtype=np.int32)
         train = mf._train_csr

@@ -25,13 +25,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from hybridrec import artifacts
+from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
+from hybridrec._core.contract import MATRIX_FACTORIZATION
 from hybridrec._errors import DataError, HybridrecError, ModelError, first_line
 from hybridrec.evaluate import REGRESSION_METRICS
-from hybridrec.spark._io import ITEM_COL, RATING_COL, USER_COL, read_ratings
+from hybridrec.spark._io import read_ratings
 
 __all__ = ["evaluate_saved_model", "recommend_all", "write_parquet"]
 
-KIND = "matrix_factorization"
+KIND = MATRIX_FACTORIZATION.name
 SCORE_COL = "predicted_rating"
 UIDX, IIDX = "u", "i"
 

@@ -16,6 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
 from hybridrec._errors import DataError, first_line
 from hybridrec.data._layouts import ARCHIVE_SUFFIXES, TextFile, open_layout
 
@@ -23,7 +24,6 @@ __all__ = ["hash_split", "ratings_frame", "read_ratings"]
 
 log = logging.getLogger(__name__)
 
-USER_COL, ITEM_COL, RATING_COL = "userId", "movieId", "rating"
 EVAL_COL = "is_eval"
 ROW_COL = "row_number"
 
@@ -153,12 +153,11 @@ def ratings_frame(
     data fingerprint the local model would compute, so a Spark-trained model is recognised as
     trained on the same data (``hybridrec train hybrid`` then reuses it).
     """
-    from hybridrec.mf._model import _fingerprint, _ratings_arrays
+    from hybridrec.data import fingerprint, holdout_mask, ratings_arrays
 
-    users, items, values = _ratings_arrays(ratings)
+    users, items, values = ratings_arrays(ratings)
     # The local model's split: the first draw of default_rng(seed), one per row, in row order.
-    rng = np.random.default_rng(seed)
-    held_out = np.asarray(rng.random(values.shape[0]) < eval_fraction)
+    held_out = holdout_mask(values.shape[0], eval_fraction, seed)
     table = pa.table(
         {
             USER_COL: _id_array(users),
@@ -168,7 +167,7 @@ def ratings_frame(
             ROW_COL: pa.array(np.arange(values.shape[0], dtype=np.int64)),
         }
     )
-    return spark.createDataFrame(table), _fingerprint(users, items, values)
+    return spark.createDataFrame(table), fingerprint(users, items, values)
 
 
 def _id_array(ids: np.ndarray) -> pa.Array:

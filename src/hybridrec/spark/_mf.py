@@ -15,17 +15,18 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from hybridrec._errors import DataError, ModelError
-from hybridrec._params import (
+from hybridrec._core.params import (
     check_fraction,
     check_integer,
     check_number,
     check_seed,
     constructor_params,
 )
+from hybridrec._core.sparse import csr_from_table
+from hybridrec._errors import DataError, ModelError
 from hybridrec.data._vocab import IdVocabulary
 from hybridrec.mf import MatrixFactorization
-from hybridrec.mf._model import MAX_NUM_FACTORS, _csr_from_table, _items_metadata
+from hybridrec.mf._model import MAX_NUM_FACTORS, items_metadata
 from hybridrec.spark._io import (
     EVAL_COL,
     ITEM_COL,
@@ -182,7 +183,7 @@ class SparkMatrixFactorization:
             self._fit_frame(spark, frame, summary, timings)
         finally:
             frame.unpersist()
-        self.items_meta_ = _items_metadata(_items_pandas(items), self.item_vocab_)
+        self.items_meta_ = items_metadata(_items_pandas(items), self.item_vocab_)
         self.timings_ = timings
         self.metrics_ = self.to_local().evaluate() if len(self.eval_set_) else {}
         return self
@@ -460,8 +461,8 @@ class SparkMatrixFactorization:
         model.items_meta_ = self.items_meta_
         model.eval_set_ = self.eval_set_
         n_users = len(self.user_vocab_)
-        model.seen_ = _csr_from_table(_pairs_table(*self.seen_pairs_), n_users)
-        model._train_csr = _csr_from_table(_pairs_table(*self.train_pairs_), n_users)
+        model.seen_ = csr_from_table(_pairs_table(*self.seen_pairs_), n_users)
+        model._train_csr = csr_from_table(_pairs_table(*self.train_pairs_), n_users)
         return model
 
     def save(self, path: str | Path) -> None:

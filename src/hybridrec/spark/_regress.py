@@ -27,9 +27,11 @@ from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from hybridrec._core.params import check_fraction, check_integer, check_number, constructor_params
 from hybridrec._errors import DataError, ModelError
-from hybridrec._params import check_fraction, check_integer, check_number, constructor_params
 from hybridrec.artifacts import move_into_place
+from hybridrec.data import holdout_mask
+from hybridrec.data import ratings_arrays as _ratings_arrays
 from hybridrec.hybrid import HybridRecommender
 from hybridrec.hybrid._features import (
     AttributeEncoder,
@@ -39,7 +41,6 @@ from hybridrec.hybrid._features import (
 from hybridrec.hybrid._regressors import LinearRegressor, TreeEnsembleRegressor
 from hybridrec.hybrid._stacking import BaseFeatures
 from hybridrec.mf import MatrixFactorization
-from hybridrec.mf._model import _ratings_arrays
 from hybridrec.spark._io import (
     EVAL_COL,
     ITEM_COL,
@@ -292,7 +293,7 @@ class SparkHybridRecommender:
         out_of_fold_matrix)."""
         users, items, values = _ratings_arrays(ratings)
         n = values.shape[0]
-        held = np.asarray(np.random.default_rng(self.seed).random(n) < self.eval_fraction)
+        held = holdout_mask(n, self.eval_fraction, self.seed)
         train_rows = np.flatnonzero(~held)
         m = train_rows.size
         cold_rng = np.random.default_rng([self.seed, 2])

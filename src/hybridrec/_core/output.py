@@ -55,7 +55,7 @@ def _rich_table(frame: pd.DataFrame, title: str | None) -> str:
         numeric = pd.api.types.is_numeric_dtype(frame[col])
         table.add_column(str(col), justify="right" if numeric else "left", overflow="fold")
     for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(cell(v) for v in row))
     console = Console(
         file=io.StringIO(), width=table_width(), force_terminal=False, color_system=None
     )
@@ -81,15 +81,15 @@ def table_width() -> int:
     return max(PIPE_TABLE_WIDTH, min(columns, MAX_TABLE_WIDTH))
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     value = _plain(value)
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.4f}"
     if isinstance(value, list):
-        shown = ", ".join(_cell(v) for v in value[:3])
+        shown = ", ".join(cell(v) for v in value[:3])
         return f"[{shown}{', …' if len(value) > 3 else ''}] ({len(value)})"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {cell(v)}" for k, v in value.items()) + "}"
     return "" if value is None else str(value)
 
 
