@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 import pandas as pd
 
+from hybridrec._core.contract import describe
 from hybridrec._errors import HybridrecError, first_line
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1019,7 +1020,7 @@ def explain(
 ) -> None:
     model = state.load_model(name)
     if not hasattr(model, "explain"):
-        kind = _KIND_NAMES.get(type(model).__name__, "a matrix factorization")
+        kind = describe(model)
         raise HybridrecError(f"model {name!r} is {kind} model: explain needs a hybrid model")
     if global_ and (user is not None or item is not None):
         raise HybridrecError("--global explains the whole model: not with --user or --item")
@@ -1307,13 +1308,6 @@ def _spark_mf_model(state: _State, name: str, what: str) -> Path:
     return path
 
 
-_KIND_NAMES = {
-    "ImplicitMatrixFactorization": "an implicit-feedback matrix factorization",
-    "HybridRecommender": "a hybrid",
-    "RankingRecommender": "a ranking",
-}
-
-
 def _check_genre(model: Any, genre: str) -> None:
     """``--genre`` must be a genre of the model's movies (the library answers an unknown one
     with no items, as the server does; on the command line that is a typo worth naming)."""
@@ -1359,7 +1353,7 @@ def _explicit_mf(state: _State, mf_name: str, name: str) -> Any:
         )
     mf = state.load_model(mf_name)
     if type(mf) is not MatrixFactorization:
-        kind = _KIND_NAMES.get(type(mf).__name__, f"a {type(mf).__name__}")
+        kind = describe(mf)
         raise HybridrecError(
             f"--mf {mf_name!r} is {kind} model: give an explicit matrix factorization "
             "(hybridrec train mf)"

@@ -46,7 +46,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Mutable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import numpy as np
@@ -61,6 +61,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt, Stri
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hybridrec import __version__, artifacts
+from hybridrec._core.contract import Recommender as ServableModel
 from hybridrec._errors import DataError, HybridrecError, ModelError, NotFoundError
 
 __all__ = [
@@ -84,43 +85,6 @@ _INT64_MAX = 2**63 - 1
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _MAX_ID_CHARS = 64
-
-
-# ---------------------------------------------------------------------- the model protocol
-class ServableModel(Protocol):
-    """What the server needs from a model. :class:`~hybridrec.mf.MatrixFactorization` has it.
-
-    ``user_vocab_`` / ``item_vocab_`` are :class:`~hybridrec.data.IdVocabulary`-like objects
-    (``ids``, ``index_of``). Frames returned by the ``recommend*`` methods have ``movieId``
-    (or ``userId``), optionally ``title``, and ``predicted_rating``, best first.
-    A model may name its unknown-user answer in an ``unknown_user_fallback`` attribute.
-    """
-
-    user_vocab_: Any
-    item_vocab_: Any
-
-    def predict(self, users: Any, items: Any) -> np.ndarray: ...
-
-    def recommend(
-        self, user: Any, n: int = 10, *, genre: str | None = None, exclude_seen: bool = True
-    ) -> pd.DataFrame: ...
-
-    def recommend_users(
-        self, item: Any, n: int = 10, *, exclude_seen: bool = True
-    ) -> pd.DataFrame: ...
-
-    def recommend_new_user(
-        self,
-        ratings: dict[Any, float],
-        n: int = 10,
-        *,
-        genre: str | None = None,
-        exclude_seen: bool = True,
-    ) -> pd.DataFrame: ...
-
-    def weights(
-        self, users: Sequence[Any] | None = None, items: Sequence[Any] | None = None
-    ) -> pd.DataFrame: ...
 
 
 _REQUIRED = (

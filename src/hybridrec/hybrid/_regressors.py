@@ -33,8 +33,7 @@ import numpy as np
 
 from hybridrec._core.params import constructor_params
 from hybridrec._errors import DataError, ModelError
-from hybridrec._meta_schema import RETRAIN
-from hybridrec._native_files import read_lightgbm, read_npz
+from hybridrec.artifacts import RETRAIN, read_lightgbm, read_npz
 
 __all__ = [
     "REGRESSOR_KINDS",

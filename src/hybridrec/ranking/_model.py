@@ -23,8 +23,7 @@ from hybridrec._core.params import (
 from hybridrec._core.progress import progress_bar
 from hybridrec._core.sparse import Csr, top_n
 from hybridrec._errors import DataError, ModelError
-from hybridrec._meta_schema import RETRAIN
-from hybridrec._native_files import read_lightgbm
+from hybridrec.artifacts import RETRAIN, read_lightgbm
 from hybridrec.data import holdout_mask, ratings_arrays
 from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization

@@ -7,6 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hybridrec._core.contract import (
+    KINDS,
+    MATRIX_FACTORIZATION,
+    MATRIX_FACTORIZATION_IMPLICIT,
+    NUMBER,
+)
 from hybridrec._errors import ModelError
 
 __all__ = ["CHECKSUMS", "RETRAIN", "MetaDict", "check_meta_keys", "json_type"]
@@ -14,29 +20,6 @@ __all__ = ["CHECKSUMS", "RETRAIN", "MetaDict", "check_meta_keys", "json_type"]
 CHECKSUMS = "checksums"  # meta.json key: {relative posix path: {"sha256": hex, "size": bytes}}
 RETRAIN = "retrain the model"
 
-_NUMBER = (int, float)
-_MF_KEYS: dict[str, Any] = {
-    "params": dict,
-    "global_mean": _NUMBER,
-    "rating_range": list,
-    "training_log": list,
-}
-# the JSON types of the keys each kind's ``load`` reads (checked when present: a missing one is
-# reported when a loader asks for it, so that ``meta.get("kind")`` works on any model)
-_KIND_KEYS: dict[str, dict[str, Any]] = {
-    "matrix_factorization": _MF_KEYS,
-    "matrix_factorization_implicit": _MF_KEYS,
-    "hybrid": {
-        "params": dict,
-        "regressor": dict,
-        "feature_names": list,
-        "user_encoder": dict,
-        "item_encoder": dict,
-        "stats_global_mean": list,
-        "rating_range": list,
-    },
-    "ranking": {"params": dict},
-}
 # keys any kind may have
 _COMMON_KEYS: dict[str, Any] = {
     "kind": str,
@@ -60,12 +43,15 @@ class MetaDict(dict[str, Any]):
 
 
 def check_meta_keys(meta: dict[str, Any], meta_file: Path) -> None:
-    kind_keys = _KIND_KEYS.get(str(meta.get("kind")), {})
+    # the JSON types of the keys the kind's ``load`` reads (checked when present: a missing one
+    # is reported when a loader asks for it, so that ``meta.get("kind")`` works on any model)
+    kind = KINDS.get(str(meta.get("kind")))
+    kind_keys = kind.meta_keys if kind is not None else {}
     for key, expected in {**_COMMON_KEYS, **kind_keys}.items():
         if key not in meta:
             continue
         value = meta[key]
-        if not isinstance(value, expected) or (expected is _NUMBER and isinstance(value, bool)):
+        if not isinstance(value, expected) or (expected is NUMBER and isinstance(value, bool)):
             raise ModelError(
                 f"{meta_file}: {key!r} should be {_expected_name(expected)}, "
                 f"not {json_type(value)}; {RETRAIN}"
@@ -75,7 +61,7 @@ def check_meta_keys(meta: dict[str, Any], meta_file: Path) -> None:
                 f"{meta_file}: {key!r} should hold 2 values, not {len(value)}; {RETRAIN}"
             )
     params = meta.get("params")
-    if kind_keys is _MF_KEYS and isinstance(params, dict):
+    if kind in (MATRIX_FACTORIZATION, MATRIX_FACTORIZATION_IMPLICIT) and isinstance(params, dict):
         k = params.get("num_factors")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ModelError(
@@ -90,8 +76,8 @@ def json_type(value: Any) -> str:
     for kind, name in _JSON_TYPES.items():
         if isinstance(value, kind):
             return name
-    return "a number" if isinstance(value, _NUMBER) else type(value).__name__
+    return "a number" if isinstance(value, NUMBER) else type(value).__name__
 
 
 def _expected_name(expected: Any) -> str:
-    return "a number" if expected is _NUMBER else _JSON_TYPES.get(expected, str(expected))
+    return "a number" if expected is NUMBER else _JSON_TYPES.get(expected, str(expected))

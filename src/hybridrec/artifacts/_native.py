@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from hybridrec._errors import ModelError, first_line
-from hybridrec._meta_schema import RETRAIN
-from hybridrec.artifacts import verify_file
+from hybridrec.artifacts._directory import verify_file
+from hybridrec.artifacts._schema import RETRAIN
 
 __all__ = ["read_lightgbm", "read_npz"]
 

@@ -1,4 +1,4 @@
-"""Model artifacts: a directory of Parquet tables plus ``meta.json``, written atomically.
+"""A model directory: Parquet tables plus ``meta.json``, written atomically, read checked.
 
 A crash never leaves half a model: everything is written to a sibling temporary directory which
 is then renamed into place. No pickle anywhere: tables are Parquet, the rest is JSON (and the
@@ -7,7 +7,7 @@ regressors' ``.npz`` arrays and LightGBM text models, read without pickle).
 Integrity: ``write_artifact`` records the SHA-256 and size of every file of the directory,
 sub-directories included (a hybrid's ``mf/`` and ``regressor/``, a ranking model's ``ranker/``),
 under ``checksums`` in ``meta.json``. The readers (:func:`read_table` here, those of
-:mod:`hybridrec._native_files` for ``.npz`` and LightGBM files) check a file against that record
+:mod:`hybridrec.artifacts._native` for ``.npz`` and LightGBM files) check a file against that record
 (:func:`verify_file`) before a native library parses it, so an edited or truncated file is a
 one-line :class:`~hybridrec.ModelError` naming it, never a crash inside Arrow, NumPy or
 LightGBM. Models saved before checksums existed (no ``checksums`` key) load unchecked; their
@@ -15,7 +15,7 @@ files are still parsed defensively and any parse failure is a :class:`~hybridrec
 naming the file.
 
 ``meta.json`` itself is validated rather than checksummed (:func:`read_meta`, with the rules
-of :mod:`hybridrec._meta_schema`): a JSON object whose known keys have the right types; a key a
+of :mod:`hybridrec.artifacts._schema`): a JSON object whose known keys have the right types; a key a
 loader needs and does not find is a :class:`~hybridrec.ModelError` naming the file and key.
 """
 
@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hybridrec._errors import ModelError, NotFoundError, first_line
-from hybridrec._meta_schema import CHECKSUMS, RETRAIN, MetaDict, check_meta_keys, json_type
+from hybridrec.artifacts._schema import CHECKSUMS, RETRAIN, MetaDict, check_meta_keys, json_type
 
 __all__ = [
     "FORMAT_VERSION",
