@@ -11,9 +11,7 @@ from typing import Any
 import pandas as pd
 
 from hybridrec._core.output import render, render_mapping
-from hybridrec.hybrid import HybridRecommender
-from hybridrec.hybrid._dataset import hybrid_dataset_sql
-from hybridrec.hybrid._notebook import notebook_linear
+from hybridrec.hybrid import HybridRecommender, hybrid_dataset_sql, notebook_linear
 from hybridrec.mf import MatrixFactorization
 from hybridrec.models import model_dir
 from hybridrec.ranking import RankingRecommender

@@ -401,8 +401,7 @@ def train_mf(
     spark_conf: tuple[str, ...],
     **options: Any,
 ) -> None:
-    from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
-    from hybridrec.mf._tuning import tune_mf
+    from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization, tune_mf
     from hybridrec.models import model_dir
 
     params = {k: v for k, v in options.items() if v is not None}
@@ -448,7 +447,7 @@ def train_mf(
 def _ratings_file(path: str) -> pd.DataFrame:
     """A ratings file (train mf --ratings, evaluate --data), checked as ``load`` checks
     ratings; errors name the file and line (CSV) or row (Parquet)."""
-    from hybridrec.data._files import read_ratings
+    from hybridrec.data import read_ratings
 
     return read_ratings(path)
 
@@ -457,7 +456,7 @@ def _new_user_file(state: _State, model: Any, name: str, path: str) -> pd.DataFr
     """A new user's ratings file (recommend --ratings), checked like :func:`_ratings_file`
     and with each movieId once; a note names the movieIds the model does not know (fold-in
     ignores them)."""
-    from hybridrec.data._files import read_new_user_ratings
+    from hybridrec.data import read_new_user_ratings
 
     rated = read_new_user_ratings(path)
     ignored = getattr(model, "mf_", model).ignored_items(rated)
@@ -721,8 +720,7 @@ def _train_hybrid_spark(
         raise HybridrecError("--tune: not available with --engine spark")
     conf = _spark_conf(conf_items)
     _require_pyspark()
-    from hybridrec.spark import SparkHybridRecommender, session_scope
-    from hybridrec.spark._regress import data_fingerprint
+    from hybridrec.spark import SparkHybridRecommender, data_fingerprint, session_scope
 
     ws = state.workspace()
     mf = _explicit_mf(state, mf_name, name)
@@ -989,7 +987,7 @@ def _hybrid_dataset_spark(
 @_guarded
 def hybrid_notebook(state: _State, mf_name: str, seed: int, fmt: str) -> None:
     from hybridrec import artifacts
-    from hybridrec.hybrid._notebook import notebook_linear
+    from hybridrec.hybrid import notebook_linear
     from hybridrec.models import model_dir
 
     ws = state.workspace()
@@ -1054,7 +1052,7 @@ def explain(
 def compare(
     state: _State, kinds: str, num_factors: int | None, k: int, seed: int, fmt: str
 ) -> None:
-    from hybridrec.hybrid._compare import compare_models
+    from hybridrec.hybrid import compare_models
 
     chosen = list(dict.fromkeys(kind.strip() for kind in kinds.split(",") if kind.strip()))
     if not chosen:
@@ -1415,7 +1413,7 @@ def _output(state: _State, out: str, suffixes: tuple[str, ...], *inputs: str | N
 @click.pass_obj
 @_guarded
 def predict(state: _State, name: str, pairs: str, out: str | None, fmt: str) -> None:
-    from hybridrec.data._files import read_frame
+    from hybridrec.data import read_frame
 
     if out is not None:
         _output(state, out, (".csv", ".parquet"), pairs)
@@ -1702,7 +1700,7 @@ def _read_comparison(path: str) -> pd.DataFrame:
             raise HybridrecError(f"{path}: no such file") from None
         except (json.JSONDecodeError, ValueError) as exc:
             raise HybridrecError(f"{path}: not a JSON list of rows: {exc}") from None
-    from hybridrec.data._files import read_frame
+    from hybridrec.data import read_frame
 
     return read_frame(path, required=("scenario", "model", "rmse"))
 

@@ -25,9 +25,15 @@ import pyarrow as pa
 from hybridrec._core.files import atomic_file
 from hybridrec._core.progress import Progress, progress_bar
 from hybridrec._errors import DataError, HybridrecError, ModelError, NotFoundError
-from hybridrec.data._layouts import ML100K_GENRES, LayoutPlan, TextFile, open_layout
-from hybridrec.data._ratings import bad_rating_sql, rating_outside
-from hybridrec.data._sources import resolve_source
+from hybridrec.data import (
+    ML100K_GENRES,
+    LayoutPlan,
+    TextFile,
+    bad_rating_sql,
+    open_layout,
+    rating_outside,
+    resolve_source,
+)
 
 __all__ = ["CORE_TABLES", "DB_FILE", "LoadSummary", "Workspace"]
 

@@ -1,7 +1,10 @@
 """Hybrid model: side features, the hybrid dataset, regressors, stacking, cold start."""
 
+from hybridrec.hybrid._compare import compare_models
 from hybridrec.hybrid._dataset import ENCODINGS, hybrid_dataset_sql
+from hybridrec.hybrid._features import AttributeEncoder, RatingStats, has_attributes
 from hybridrec.hybrid._model import HybridRecommender
+from hybridrec.hybrid._notebook import notebook_linear
 from hybridrec.hybrid._regressors import (
     REGRESSOR_KINDS,
     BoostedRegressor,
@@ -13,18 +16,25 @@ from hybridrec.hybrid._regressors import (
     make_regressor,
     search_space,
 )
+from hybridrec.hybrid._stacking import BaseFeatures
 
 __all__ = [
     "ENCODINGS",
     "REGRESSOR_KINDS",
+    "AttributeEncoder",
+    "BaseFeatures",
     "BoostedRegressor",
     "DnnRegressor",
     "HybridRecommender",
     "LinearRegressor",
+    "RatingStats",
     "Regressor",
     "TreeEnsembleRegressor",
+    "compare_models",
+    "has_attributes",
     "hybrid_dataset_sql",
     "load_regressor",
     "make_regressor",
+    "notebook_linear",
     "search_space",
 ]

@@ -46,8 +46,7 @@ from hybridrec.hybrid._stacking import (
     new_user_matrix,
     out_of_fold_matrix,
 )
-from hybridrec.mf import MatrixFactorization
-from hybridrec.mf._wrapper import WrapsMatrixFactorization
+from hybridrec.mf import MatrixFactorization, WrapsMatrixFactorization
 
 __all__ = ["HybridRecommender"]
 

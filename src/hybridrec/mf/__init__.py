@@ -1,6 +1,15 @@
 """Matrix factorization: explicit ALS with intercepts (BigQuery ML's ``matrix_factorization``)."""
 
 from hybridrec.mf._implicit import ImplicitMatrixFactorization
-from hybridrec.mf._model import MatrixFactorization
+from hybridrec.mf._model import MAX_NUM_FACTORS, MatrixFactorization, items_metadata
+from hybridrec.mf._tuning import tune_mf
+from hybridrec.mf._wrapper import WrapsMatrixFactorization
 
-__all__ = ["ImplicitMatrixFactorization", "MatrixFactorization"]
+__all__ = [
+    "MAX_NUM_FACTORS",
+    "ImplicitMatrixFactorization",
+    "MatrixFactorization",
+    "WrapsMatrixFactorization",
+    "items_metadata",
+    "tune_mf",
+]

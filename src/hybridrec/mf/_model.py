@@ -26,8 +26,14 @@ from hybridrec._core.params import (
 from hybridrec._core.progress import progress_bar
 from hybridrec._core.sparse import Csr, rows_of
 from hybridrec._errors import DataError, ModelError
-from hybridrec.data import IdVocabulary, fingerprint, holdout_mask, ratings_arrays
-from hybridrec.data._ratings import check_scalar_ids, frame_rows
+from hybridrec.data import (
+    IdVocabulary,
+    check_scalar_ids,
+    fingerprint,
+    frame_rows,
+    holdout_mask,
+    ratings_arrays,
+)
 from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
 from hybridrec.mf import _kernels
 from hybridrec.mf._memory import check_memory

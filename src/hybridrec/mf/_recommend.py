@@ -14,8 +14,7 @@ from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
 from hybridrec._core.progress import progress_bar
 from hybridrec._core.sparse import Csr, empty_csr, rows_of, top_n
 from hybridrec._errors import DataError
-from hybridrec.data import IdVocabulary
-from hybridrec.data._ratings import new_user_ratings
+from hybridrec.data import IdVocabulary, new_user_ratings
 from hybridrec.mf import _kernels
 
 __all__ = ["Recommending", "check_n", "fold_in_arrays"]

@@ -26,8 +26,7 @@ from hybridrec._errors import DataError, ModelError
 from hybridrec.artifacts import RETRAIN, read_lightgbm
 from hybridrec.data import holdout_mask, ratings_arrays
 from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
-from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
-from hybridrec.mf._wrapper import WrapsMatrixFactorization
+from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization, WrapsMatrixFactorization
 
 __all__ = ["RankingRecommender"]
 

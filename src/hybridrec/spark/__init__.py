@@ -19,12 +19,13 @@ from hybridrec.spark._batch import evaluate_saved_model, recommend_all, write_pa
 from hybridrec.spark._hybrid import hybrid_dataset
 from hybridrec.spark._io import hash_split, ratings_frame, read_ratings
 from hybridrec.spark._mf import SparkMatrixFactorization
-from hybridrec.spark._regress import SparkHybridRecommender
+from hybridrec.spark._regress import SparkHybridRecommender, data_fingerprint
 from hybridrec.spark._session import java_available, session_scope, spark_session
 
 __all__ = [
     "SparkHybridRecommender",
     "SparkMatrixFactorization",
+    "data_fingerprint",
     "evaluate_saved_model",
     "hash_split",
     "hybrid_dataset",

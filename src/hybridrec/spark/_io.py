@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 
 from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
 from hybridrec._errors import DataError, first_line
-from hybridrec.data._layouts import ARCHIVE_SUFFIXES, TextFile, open_layout
+from hybridrec.data import ARCHIVE_SUFFIXES, TextFile, open_layout
 
 __all__ = ["hash_split", "ratings_frame", "read_ratings"]
 

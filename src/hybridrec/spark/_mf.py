@@ -24,9 +24,8 @@ from hybridrec._core.params import (
 )
 from hybridrec._core.sparse import csr_from_table
 from hybridrec._errors import DataError, ModelError
-from hybridrec.data._vocab import IdVocabulary
-from hybridrec.mf import MatrixFactorization
-from hybridrec.mf._model import MAX_NUM_FACTORS, items_metadata
+from hybridrec.data import IdVocabulary
+from hybridrec.mf import MAX_NUM_FACTORS, MatrixFactorization, items_metadata
 from hybridrec.spark._io import (
     EVAL_COL,
     ITEM_COL,

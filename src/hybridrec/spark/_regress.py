@@ -32,14 +32,15 @@ from hybridrec._errors import DataError, ModelError
 from hybridrec.artifacts import move_into_place
 from hybridrec.data import holdout_mask
 from hybridrec.data import ratings_arrays as _ratings_arrays
-from hybridrec.hybrid import HybridRecommender
-from hybridrec.hybrid._features import (
+from hybridrec.hybrid import (
     AttributeEncoder,
+    BaseFeatures,
+    HybridRecommender,
+    LinearRegressor,
     RatingStats,
+    TreeEnsembleRegressor,
     has_attributes,
 )
-from hybridrec.hybrid._regressors import LinearRegressor, TreeEnsembleRegressor
-from hybridrec.hybrid._stacking import BaseFeatures
 from hybridrec.mf import MatrixFactorization
 from hybridrec.spark._io import (
     EVAL_COL,
