@@ -10,6 +10,7 @@ import pandas as pd
 
 from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
 from hybridrec._errors import DataError
+from hybridrec.data import holdout_mask
 from hybridrec.evaluate import ranking_metrics, regression_metrics
 from hybridrec.hybrid._model import HybridRecommender
 from hybridrec.mf import MatrixFactorization
@@ -24,7 +25,7 @@ def split_scenario(
     10 % of users / items (the model never sees them)."""
     rng = np.random.default_rng(seed)
     if scenario == "warm":
-        test = rng.random(len(ratings)) < 0.2
+        test = holdout_mask(len(ratings), 0.2, rng)
     else:
         key = USER_COL if scenario == "cold-user" else ITEM_COL
         ids = ratings[key].unique()

@@ -125,7 +125,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         frame = pd.DataFrame({USER_COL: users_ext, ITEM_COL: items_ext, RATING_COL: values})
         train = frame.loc[~held_out].reset_index(drop=True)
         self.eval_set_ = frame.loc[held_out].reset_index(drop=True)
-        val = np.random.default_rng([self.seed, 5]).random(len(train)) < self.validation_fraction
+        val = holdout_mask(len(train), self.validation_fraction, [self.seed, 5])
         if val.all() or not val.any():
             raise DataError(
                 f"too few ratings for the ranker's validation split: validation_fraction="
