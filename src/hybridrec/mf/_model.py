@@ -37,7 +37,7 @@ from hybridrec.data import (
 from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
 from hybridrec.mf import _kernels
 from hybridrec.mf._memory import check_memory
-from hybridrec.mf._persist import load_model, save_model
+from hybridrec.mf._persist import load_mf, save_mf
 from hybridrec.mf._recommend import Recommending
 from hybridrec.mf._weights import weights_table
 
@@ -446,16 +446,18 @@ class MatrixFactorization(Recommending):
         """Write the model as a directory (Parquet tables + ``meta.json``), atomically.
 
         ``extra_meta`` is merged into ``meta.json`` (e.g. the Spark engine's description)."""
-        save_model(self, path, extra_meta=extra_meta)
+        save_mf(self, path, extra_meta=extra_meta)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
         """Load a model written by :meth:`save` (or by the Spark engine)."""
-        return load_model(cls, path)
+        return load_mf(cls, path)
 
 
 # ---------------------------------------------------------------------- helpers
 def items_metadata(items: pd.DataFrame | None, vocab: IdVocabulary) -> pd.DataFrame:
+    """The ``title`` and ``genres`` of ``items`` (those it has), one row per item of ``vocab``
+    in its order (missing items: empty values)."""
     columns = [c for c in ("title", "genres") if items is not None and c in items.columns]
     if items is None or not columns:
         return pd.DataFrame(index=range(len(vocab)))

@@ -23,12 +23,12 @@ from hybridrec.data import IdVocabulary
 if TYPE_CHECKING:
     from hybridrec.mf._model import MatrixFactorization
 
-__all__ = ["load_model", "save_model"]
+__all__ = ["load_mf", "save_mf"]
 
 M = TypeVar("M", bound="MatrixFactorization")
 
 
-def save_model(
+def save_mf(
     model: MatrixFactorization, path: str | Path, *, extra_meta: dict[str, Any] | None = None
 ) -> None:
     """Write ``model`` as a directory (Parquet tables + ``meta.json``), atomically.
@@ -93,8 +93,8 @@ def save_model(
     )
 
 
-def load_model(cls: type[M], path: str | Path) -> M:
-    """A ``cls`` model from a directory written by :func:`save_model` (or the Spark engine)."""
+def load_mf(cls: type[M], path: str | Path) -> M:
+    """A ``cls`` model from a directory written by :func:`save_mf` (or the Spark engine)."""
     meta = artifacts.read_meta(path)
     if meta.get("kind") != cls.kind:
         raise ModelError(f"model at {path} is a {meta.get('kind')!r}, not a {cls.kind}")
