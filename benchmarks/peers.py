@@ -70,12 +70,11 @@ def run_hybridrec_tuned(
     train: pd.DataFrame, test: pd.DataFrame, trials: int = 10
 ) -> dict[str, Any]:
     """``--tune``: random search on a validation split of the training ratings, then a refit."""
-    from hybridrec.mf._tuning import tune_mf
+    from hybridrec.mf import tune_mf, tuned_params
 
     start = time.perf_counter()
-    base = MatrixFactorization(eval_fraction=0.0)
-    best, _ = tune_mf(train, trials, base)
-    model = MatrixFactorization(**{**base.get_params(), **best}).fit(train)
+    model = tune_mf(train, trials, MatrixFactorization(eval_fraction=0.0)).fit(train)
+    best = tuned_params(model)
     fit = time.perf_counter() - start
     pred = model.predict(test["userId"].to_numpy(), test["movieId"].to_numpy())
     return {

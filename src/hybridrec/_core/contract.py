@@ -27,6 +27,7 @@ __all__ = [
     "ModelKind",
     "Recommender",
     "describe",
+    "is_kind",
     "model_class",
 ]
 
@@ -133,6 +134,12 @@ KINDS: Mapping[str, ModelKind] = {
 def model_class(kind: ModelKind) -> Any:
     """The class of ``kind`` (imported on first use: the registry sits below the models)."""
     return getattr(importlib.import_module(kind.module), kind.class_name)
+
+
+def is_kind(model: Any, kind: ModelKind) -> bool:
+    """Whether ``model`` is exactly of ``kind``: its class, not a subclass (the implicit MF
+    subclasses the explicit one but predicts preference, not ratings)."""
+    return type(model) is model_class(kind)
 
 
 def describe(model: Any) -> str:

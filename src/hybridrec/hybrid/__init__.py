@@ -16,6 +16,7 @@ from hybridrec.hybrid._regressors import (
     make_regressor,
     search_space,
 )
+from hybridrec.hybrid._reuse import reusable_mf
 from hybridrec.hybrid._stacking import BaseFeatures
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "load_regressor",
     "make_regressor",
     "notebook_linear",
+    "reusable_mf",
     "search_space",
 ]

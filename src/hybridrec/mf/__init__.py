@@ -2,14 +2,16 @@
 
 from hybridrec.mf._implicit import ImplicitMatrixFactorization
 from hybridrec.mf._model import MAX_NUM_FACTORS, MatrixFactorization, items_metadata
-from hybridrec.mf._tuning import tune_mf
+from hybridrec.mf._tuning import SEARCH_SPACE, tune_mf, tuned_params
 from hybridrec.mf._wrapper import WrapsMatrixFactorization
 
 __all__ = [
     "MAX_NUM_FACTORS",
+    "SEARCH_SPACE",
     "ImplicitMatrixFactorization",
     "MatrixFactorization",
     "WrapsMatrixFactorization",
     "items_metadata",
     "tune_mf",
+    "tuned_params",
 ]

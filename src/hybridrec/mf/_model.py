@@ -107,7 +107,7 @@ class MatrixFactorization(Recommending):
         self.min_rel_progress = min_rel_progress
         self.eval_fraction = eval_fraction
         self.seed = seed
-        # Filled by tune_mf (the CLI's --tune); kept in the artifact's metadata.
+        # Filled by tune_mf (the CLI's --tune) on the model it returns; kept in the metadata.
         self.tuning_trials_: list[dict[str, Any]] = []
         self.init_scale = init_scale
         self.show_progress = show_progress
@@ -220,6 +220,13 @@ class MatrixFactorization(Recommending):
         self.data_fingerprint_ = fingerprint(users_ext, items_ext, values)
         self.metrics_ = self.evaluate() if len(self.eval_set_) else {}
         return self
+
+    def trained_on(self, ratings: pd.DataFrame) -> bool:
+        """Whether ``ratings`` are exactly those this model was fitted on (the same data
+        fingerprint: the same rows in the same order, hence the same hold-out split)."""
+        self._require_fitted()
+        users, items, values = ratings_arrays(ratings)
+        return bool(fingerprint(users, items, values) == self.data_fingerprint_)
 
     def _memory_needed(self, n_users: int, n_items: int) -> int:
         """Bytes training needs beyond the ratings: the float32 factor matrices and, per

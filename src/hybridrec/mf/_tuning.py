@@ -28,8 +28,9 @@ def tune_mf(
     base: MatrixFactorization,
     *,
     validation_fraction: float = 0.1,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Random search over :data:`SEARCH_SPACE`; returns the best parameters and the trials.
+) -> MatrixFactorization:
+    """Random search over :data:`SEARCH_SPACE`; returns a copy of ``base`` with the best
+    parameters and the trials in ``tuning_trials_`` (kept in the saved model), not yet fitted.
 
     ``base`` supplies every other parameter, the seed and the evaluation split: trials train on
     the training part minus a ``validation_fraction`` and are scored on that fraction.
@@ -51,4 +52,12 @@ def tune_mf(
         return float(np.sqrt(model.training_log_[-1]["eval_loss"]))
 
     first = {name: params[name] for name in SEARCH_SPACE}
-    return random_search(n_trials, SEARCH_SPACE, score, seed=base.seed, first=first)
+    best, trials = random_search(n_trials, SEARCH_SPACE, score, seed=base.seed, first=first)
+    tuned = MatrixFactorization(**{**params, **best}, show_progress=base.show_progress)
+    tuned.tuning_trials_ = trials
+    return tuned
+
+
+def tuned_params(model: MatrixFactorization) -> dict[str, Any]:
+    """The parameters :func:`tune_mf` chose for ``model`` (those of :data:`SEARCH_SPACE`)."""
+    return {name: getattr(model, name) for name in SEARCH_SPACE}

@@ -20,6 +20,7 @@ from hybridrec.spark._hybrid import hybrid_dataset
 from hybridrec.spark._io import hash_split, ratings_frame, read_ratings
 from hybridrec.spark._mf import SparkMatrixFactorization
 from hybridrec.spark._regress import SparkHybridRecommender, data_fingerprint
+from hybridrec.spark._reuse import reusable_mf
 from hybridrec.spark._session import java_available, session_scope, spark_session
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ratings_frame",
     "read_ratings",
     "recommend_all",
+    "reusable_mf",
     "session_scope",
     "spark_session",
     "write_parquet",
