@@ -220,6 +220,21 @@ def test_hybrid_bad_inputs(trained):
     assert code == 2 and "--out" in err
 
 
+def test_train_mf_tune_saves_the_best_of_the_trials(trained):
+    code, _, err = run(
+        trained, "train", "mf", "--name", "tuned", "--num-factors", "4", "--max-iterations", "3",
+        "--tune", "2", quiet=False,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "best of 2 trials: {'num_factors': " in err
+    code, out, _ = run(trained, "info", "tuned", "--format", "json")
+    meta = json.loads(out)
+    trials = meta["tuning_trials"]
+    best = min(trials, key=lambda t: t["rmse"])["params"]
+    assert len(trials) == 2 and meta["params"]["num_factors"] == best["num_factors"]
+    assert f"best of 2 trials: {best}" in err
+
+
 def test_implicit_training_and_ranking_evaluation(trained):
     code, out, err = run(
         trained, "train", "mf", "--name", "imp", "--feedback-type", "implicit",

@@ -156,6 +156,17 @@ def test_tuning_keeps_a_trials_table(data, tmp_path):
     assert len(HybridRecommender.load(tmp_path / "t").tuning_trials_) == 3
 
 
+def test_reusable_mf_only_for_the_ratings_it_was_trained_on(data, caplog):
+    from hybridrec.hybrid import reusable_mf
+
+    ratings = data[0]
+    mf = MatrixFactorization(**MF_PARAMS).fit(ratings)
+    assert reusable_mf(mf, ratings) is mf
+    with caplog.at_level("WARNING", logger="hybridrec.hybrid"):
+        assert reusable_mf(mf, ratings.iloc[:-1]) is None
+    assert "ratings changed since the MF was trained: refitting it" in caplog.text
+
+
 def test_recommend_all_reranks_mf_candidates(linear):
     batches = list(linear.recommend_all(n=3, candidates_per_user=10))
     table = pd.concat([b.to_pandas() for b in batches])

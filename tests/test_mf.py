@@ -354,3 +354,26 @@ def test_users_who_saw_an_item(fitted, tiny_ratings):
     expected = set(tiny_ratings.loc[tiny_ratings["movieId"] == item, "userId"])
     got = set(fitted.user_vocab_.ids[fitted._users_who_saw(5)])
     assert got == expected & set(fitted.user_vocab_.ids)
+
+
+def test_tune_mf_returns_the_tuned_model_with_its_trials(tiny_ratings):
+    from hybridrec.mf import SEARCH_SPACE, tune_mf, tuned_params
+
+    base = MatrixFactorization(num_factors=4, max_iterations=3, seed=5, show_progress=True)
+    model = tune_mf(tiny_ratings, 3, base)
+    assert model is not base and not hasattr(model, "user_factors_")  # chosen, not fitted
+    trials = model.tuning_trials_
+    assert [t["trial"] for t in trials] == [0, 1, 2] and base.tuning_trials_ == []
+    best = min(trials, key=lambda t: t["rmse"])["params"]
+    assert tuned_params(model) == best and set(best) == set(SEARCH_SPACE)
+    kept = {k: v for k, v in base.get_params().items() if k not in SEARCH_SPACE}
+    assert {k: model.get_params()[k] for k in kept} == kept and model.show_progress
+
+
+def test_trained_on_compares_the_data_fingerprint(fitted, tiny_ratings):
+    assert fitted.trained_on(tiny_ratings)
+    assert not fitted.trained_on(tiny_ratings.iloc[1:])
+    changed = tiny_ratings.assign(rating=tiny_ratings["rating"].iloc[::-1].to_numpy())
+    assert not fitted.trained_on(changed)
+    with pytest.raises(ModelError, match="not fitted"):
+        MatrixFactorization().trained_on(tiny_ratings)
