@@ -22,10 +22,13 @@ EXAMPLES = "\n\n\b\nExample:\n  "
 
 
 def examples(*lines: str) -> str:
+    """The "Example:" block ending a command's help (click keeps its lines as written)."""
     return EXAMPLES + "\n  ".join(lines)
 
 
 class State:
+    """The global options of one invocation (``ctx.obj``): the workspace, --quiet, -v."""
+
     def __init__(self, workspace: str | None, quiet: bool, verbose: int) -> None:
         self.workspace_path = workspace
         self.quiet = quiet
