@@ -297,7 +297,7 @@ def test_hybrid_notebook_one_pass_moments_match_a_fit_in_memory(trained):
     """The structured one-pass normal equations give the fit of the materialised dataset."""
     from hybridrec.hybrid._dataset import hybrid_dataset_sql
     from hybridrec.hybrid._notebook import NotebookMoments, notebook_linear
-    from hybridrec.hybrid._regressors import LinearRegressor
+    from hybridrec.hybrid.regressors import LinearRegressor
     from hybridrec.workspace import Workspace
 
     ws = Workspace(trained)

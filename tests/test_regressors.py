@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hybridrec._errors import DataError, ModelError
-from hybridrec.hybrid._regressors import (
+from hybridrec.hybrid.regressors import (
     REGRESSOR_KINDS,
     BoostedRegressor,
     DnnRegressor,
@@ -295,7 +295,7 @@ def test_dnn_leaves_global_torch_state_alone(nonlinear: dict[str, np.ndarray]) -
 
 def test_importing_hybridrec_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys, hybridrec, hybridrec.hybrid._regressors;"
+        "import sys, hybridrec, hybridrec.hybrid.regressors;"
         "heavy = {'torch', 'lightgbm'} & set(sys.modules); assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,7 +5,8 @@ from hybridrec.hybrid._dataset import ENCODINGS, hybrid_dataset_sql
 from hybridrec.hybrid._features import AttributeEncoder, RatingStats, has_attributes
 from hybridrec.hybrid._model import HybridRecommender
 from hybridrec.hybrid._notebook import notebook_linear
-from hybridrec.hybrid._regressors import (
+from hybridrec.hybrid._stacking import BaseFeatures
+from hybridrec.hybrid.regressors import (
     REGRESSOR_KINDS,
     BoostedRegressor,
     DnnRegressor,

@@ -39,13 +39,13 @@ from hybridrec.hybrid._features import (
     has_attributes,
     notebook_user_attributes,
 )
-from hybridrec.hybrid._regressors import load_regressor, make_regressor, search_space
 from hybridrec.hybrid._stacking import (
     BaseFeatures,
     NewUserRidge,
     new_user_matrix,
     out_of_fold_matrix,
 )
+from hybridrec.hybrid.regressors import load_regressor, make_regressor, search_space
 from hybridrec.mf import MatrixFactorization, WrapsMatrixFactorization
 
 __all__ = ["HybridRecommender"]

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from hybridrec.hybrid._dataset import hybrid_dataset_sql
-from hybridrec.hybrid._regressors import LinearRegressor
+from hybridrec.hybrid.regressors import LinearRegressor
 
 ROWS_PER_BATCH = 262_144
 
