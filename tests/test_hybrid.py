@@ -377,11 +377,11 @@ def test_max_train_rows_samples_the_regressor_rows_only(data, linear):
 
 
 def test_ranking_metrics_sample_users_when_there_are_too_many_pairs(linear, monkeypatch):
-    from hybridrec.hybrid import _model
+    from hybridrec.hybrid import _evaluation
 
     full = linear.evaluate()
-    monkeypatch.setattr(_model, "RANKING_PAIRS", 0)
-    monkeypatch.setattr(_model, "RANKING_MIN_USERS", 20)
+    monkeypatch.setattr(_evaluation, "RANKING_PAIRS", 0)
+    monkeypatch.setattr(_evaluation, "RANKING_MIN_USERS", 20)
     sampled = linear.evaluate()
     assert sampled["rmse"] == full["rmse"]  # regression metrics use every held-out rating
     assert 0 <= sampled["precision@10"] <= 1 and sampled["precision@10"] != full["precision@10"]

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
+from hybridrec._errors import DataError
 
 MAX_CATEGORIES = 25
 # Columns that identify rather than describe; never used as features.
@@ -226,3 +227,20 @@ class RatingStats:
         rows = self.table.reindex(ids)
         rows = rows.fillna({"n_log": 0.0, "mean": self.global_mean, "std": 0.0})
         return rows.to_numpy(np.float64)
+
+
+def check_attribute_table(
+    frame: pd.DataFrame | None, key: str, name: str, ratings: pd.DataFrame
+) -> None:
+    """An attribute table that cannot be joined to the ratings is a mistake, not "no data"."""
+    if frame is None or len(frame) == 0:
+        return
+    if key not in frame.columns:
+        raise DataError(
+            f"the {name} table has no {key} column (columns: {', '.join(map(str, frame.columns))})"
+        )
+    if key in ratings.columns and not frame[key].isin(ratings[key].unique()).any():
+        raise DataError(
+            f"no {key} of the {name} table appears in the ratings (types {frame[key].dtype} "
+            f"vs {ratings[key].dtype}?): its attributes would never be used"
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from hybridrec import artifacts
-from hybridrec._core.contract import HYBRID
 from hybridrec._core.params import (
     check_bool,
     check_fraction,
@@ -22,37 +19,37 @@ from hybridrec._core.params import (
     constructor_params,
 )
 from hybridrec._core.progress import progress_bar
-from hybridrec._core.sparse import Csr as _Csr
-from hybridrec._core.sparse import rows_of as _rows_of
 from hybridrec._core.sparse import top_n as _top_n
 from hybridrec._core.tuning import random_search
 from hybridrec._errors import DataError, ModelError
 from hybridrec.data import holdout_mask
 from hybridrec.data import ratings_arrays as _ratings_arrays
-from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
+from hybridrec.evaluate import evaluation_data, regression_metrics
+from hybridrec.hybrid._cold_start import (
+    as_rating_dict,
+    fit_new_user,
+    new_user_features,
+    new_user_inputs,
+)
+from hybridrec.hybrid._evaluation import ranking_metrics_of
 from hybridrec.hybrid._features import (
     ITEM_COL,
     RATING_COL,
     USER_COL,
     AttributeEncoder,
-    RatingStats,
+    check_attribute_table,
     has_attributes,
     notebook_user_attributes,
 )
-from hybridrec.hybrid._stacking import (
-    BaseFeatures,
-    NewUserRidge,
-    new_user_matrix,
-    out_of_fold_matrix,
-)
-from hybridrec.hybrid.regressors import load_regressor, make_regressor, search_space
+from hybridrec.hybrid._persistence import load_hybrid, save_hybrid
+from hybridrec.hybrid._stacking import BaseFeatures, NewUserRidge, out_of_fold_matrix
+from hybridrec.hybrid.regressors import make_regressor, search_space
 from hybridrec.mf import MatrixFactorization, WrapsMatrixFactorization
 
 __all__ = ["HybridRecommender"]
 
 log = logging.getLogger(__name__)
 
-KIND = HYBRID.name
 # Chosen on MovieLens 100K (benchmarks/hybrid_ml100k.py): smaller, slower-learning trees with
 # larger leaves than LightGBM's defaults overfit the stacked MF feature less.
 DEFAULT_REGRESSOR_PARAMS: dict[str, dict[str, Any]] = {
@@ -64,13 +61,8 @@ DEFAULT_REGRESSOR_PARAMS: dict[str, dict[str, Any]] = {
         "early_stopping_rounds": 100,
     },
 }
-MF_DIR = "mf"
-REGRESSOR_DIR = "regressor"
 # MatrixFactorization parameters that do not shape the fitted factors
 _MF_FIT_ONLY = ("eval_fraction", "show_progress")
-#: users × items pairs the regressor scores for ranking metrics before users are sampled
-RANKING_PAIRS = 2_000_000
-RANKING_MIN_USERS = 100
 
 
 class HybridRecommender(WrapsMatrixFactorization):
@@ -235,8 +227,8 @@ class HybridRecommender(WrapsMatrixFactorization):
         self.mf_params_: dict[str, Any] | None = None  # the out-of-fold MFs' when not mf_params
         if mf is not None:
             self.mf_params_ = self._check_mf(mf)
-        _check_attribute_table(users, USER_COL, "users", ratings)
-        _check_attribute_table(items, ITEM_COL, "items", ratings)
+        check_attribute_table(users, USER_COL, "users", ratings)
+        check_attribute_table(items, ITEM_COL, "items", ratings)
         users_ext, items_ext, values = _ratings_arrays(ratings)
         rng = np.random.default_rng(self.seed)
         held_out = holdout_mask(values.shape[0], self.eval_fraction, rng)
@@ -260,8 +252,8 @@ class HybridRecommender(WrapsMatrixFactorization):
                 f"{int(val.sum())} to validate on; give more ratings"
             )
         real_users = has_attributes(users, USER_COL)
-        fit_new_user = self.new_user_model and real_users
-        steps = 2 + (self.n_folds if self.leak_free else 0) + (self.n_folds if fit_new_user else 0)
+        with_new_user = self.new_user_model and real_users
+        steps = 2 + (self.n_folds if self.leak_free else 0) + (self.n_folds if with_new_user else 0)
         with progress_bar(f"hybrid {self.kind}", steps, show=self.show_progress) as bar:
             if mf is None:
                 mf = self._make_mf().fit(train, items=items)
@@ -324,9 +316,10 @@ class HybridRecommender(WrapsMatrixFactorization):
             )
             bar.advance(1)
             self.new_user_: NewUserRidge | None = None
-            if fit_new_user and self.user_encoder_.columns:
+            if with_new_user and self.user_encoder_.columns:
                 bar.advance(0, "hybrid: new-user model")
-                self.new_user_ = self._fit_new_user(
+                self.new_user_ = fit_new_user(
+                    self,
                     train,
                     train[RATING_COL].to_numpy(np.float64),
                     lambda: bar.advance(1, "hybrid: new-user model"),
@@ -346,32 +339,6 @@ class HybridRecommender(WrapsMatrixFactorization):
             )
             rows[chosen] = True
         return rows
-
-    def _fit_new_user(
-        self, train: pd.DataFrame, y: np.ndarray, on_fold: Any = None
-    ) -> NewUserRidge | None:
-        """The new-user ridge, trained on simulated new users (see the class docstring)."""
-        t_users, t_items = train[USER_COL].to_numpy(), train[ITEM_COL].to_numpy()
-        if np.unique(t_users).size < 2:
-            return None
-        base, group = new_user_matrix(
-            train, self._make_mf, max(self.n_folds, 2), self.seed, on_fold=on_fold
-        )
-        return NewUserRidge.fit(
-            base,
-            self.user_encoder_.lookup(t_users),
-            self.item_encoder_.lookup(t_items),
-            y,
-            group,
-            base_columns=self.base_.columns,
-            user_columns=self.user_encoder_.columns,
-            item_columns=self.item_encoder_.columns,
-            interact=[
-                f"{ITEM_COL}.{col}={c}"
-                for col, cats in self.item_encoder_.multi_hot.items()
-                for c in cats
-            ],
-        )
 
     def _validation_rmse(
         self, x: np.ndarray, y: np.ndarray, val: np.ndarray, params: dict[str, Any]
@@ -439,15 +406,7 @@ class HybridRecommender(WrapsMatrixFactorization):
     def _new_user_scores(self, x: np.ndarray) -> np.ndarray:
         """The new-user model on rows laid out like :meth:`features`."""
         assert self.new_user_ is not None
-        x = np.asarray(x, dtype=np.float64)
-        n_base, n_user = len(self.base_.columns), len(self.user_encoder_.columns)
-        return self.new_user_.predict(
-            x[:, :n_base],
-            self.base_.columns,
-            x[:, n_base : n_base + n_user],
-            x[:, n_base + n_user :],
-            self.item_encoder_.columns,
-        )
+        return self.new_user_.predict(*new_user_inputs(self, x))
 
     def predict_frame(self, pairs: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in (USER_COL, ITEM_COL) if c not in pairs.columns]
@@ -506,56 +465,14 @@ class HybridRecommender(WrapsMatrixFactorization):
         mf = self.mf_
         allowed = mf._candidate_mask(genre, candidates)
         items = np.flatnonzero(allowed)
-        x = self._new_user_features(ratings, attributes, mf.item_vocab_.ids[items])
+        x = new_user_features(self, ratings, attributes, mf.item_vocab_.ids[items])
         if ratings is not None and exclude_seen:
-            rated = mf.item_vocab_.index_of(np.asarray(list(_as_rating_dict(ratings))))
+            rated = mf.item_vocab_.index_of(np.asarray(list(as_rating_dict(ratings))))
             keep = ~np.isin(items, rated[rated >= 0])
             items, x = items[keep], x[keep]
-        no_ratings = ratings is None or not len(_as_rating_dict(ratings))
+        no_ratings = ratings is None or not len(as_rating_dict(ratings))
         use_new_user = bool(attributes) and no_ratings and self.new_user_ is not None
         return self._top_frame(items, self._route(x, np.full(len(x), use_new_user)), n)
-
-    def _new_user_features(
-        self,
-        ratings: pd.DataFrame | dict[Any, float] | None,
-        attributes: dict[str, Any] | None,
-        item_ids: np.ndarray,
-    ) -> np.ndarray:
-        mf = self.mf_
-        n = item_ids.size
-        i = mf.item_vocab_.index_of(item_ids)
-        bi = mf.item_bias_[i]
-        if ratings is not None and len(_as_rating_dict(ratings)):
-            factors, bias = mf.fold_in(ratings)
-            low, high = mf.rating_range_
-            pred = np.clip(mf.global_mean_ + bias + bi + mf.item_factors_[i] @ factors, low, high)
-            rated = np.asarray(list(_as_rating_dict(ratings).values()), dtype=np.float64)
-            stats = (
-                RatingStats.fit(
-                    pd.DataFrame({USER_COL: 0, ITEM_COL: 0, RATING_COL: rated}), USER_COL
-                )
-                .table.to_numpy()[0]
-                .copy()
-            )
-            # the damped mean must shrink toward the training mean, not this user's own mean
-            stats[1] = (rated.sum() + 5 * self.base_.user_stats.global_mean) / (rated.size + 5)
-            mf_cols = np.column_stack([pred, np.full(n, bias), bi, np.ones(n), np.ones(n)])
-            user_beh = np.tile(stats, (n, 1))
-        else:
-            pred = mf._predict_indices(np.full(n, -1, dtype=np.int32), i)
-            mf_cols = np.column_stack([pred, np.zeros(n), bi, np.zeros(n), np.ones(n)])
-            user_beh = self.base_.user_stats.unknown(n)
-        item_beh = self.base_.item_stats.lookup(item_ids)
-        enc = self.user_encoder_
-        if attributes:
-            row = pd.DataFrame([{**attributes, USER_COL: "__new__"}])
-            user_attr = np.tile(
-                enc.transform(row).reindex(columns=enc.columns).fillna(0).to_numpy(), (n, 1)
-            )
-        else:
-            user_attr = enc.lookup(np.array(["__new__"] * n, dtype=object))
-        item_attr = self.item_encoder_.lookup(item_ids)
-        return np.hstack([mf_cols, user_beh, item_beh, user_attr, item_attr]).astype(np.float32)
 
     def _top_frame(self, items: np.ndarray, scores: np.ndarray, n: int) -> pd.DataFrame:
         if n < 1:
@@ -614,15 +531,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         if self._new_user_mask(users_arr).any():
             # an unknown user with attributes: the new-user model's terms
             assert self.new_user_ is not None
-            x64 = x.astype(np.float64)
-            n_base, n_user = len(self.base_.columns), len(self.user_encoder_.columns)
-            names, values, contrib = self.new_user_.contributions(
-                x64[:, :n_base],
-                self.base_.columns,
-                x64[:, n_base : n_base + n_user],
-                x64[:, n_base + n_user :],
-                self.item_encoder_.columns,
-            )
+            names, values, contrib = self.new_user_.contributions(*new_user_inputs(self, x))
         else:
             names, values = self.feature_names_, x[0].astype(np.float64)
             contrib = self.regressor_.contributions(x)[0]
@@ -653,216 +562,20 @@ class HybridRecommender(WrapsMatrixFactorization):
         data = evaluation_data(self, data)
         users_ext, items_ext, values = _ratings_arrays(data)
         metrics = regression_metrics(values, self.predict(users_ext, items_ext))
-        metrics.update(self._ranking(users_ext, items_ext, values, k, relevance_threshold))
+        metrics.update(
+            ranking_metrics_of(self, users_ext, items_ext, values, k, relevance_threshold)
+        )
         return metrics
-
-    def _ranking(
-        self,
-        users_ext: np.ndarray,
-        items_ext: np.ndarray,
-        values: np.ndarray,
-        k: int,
-        threshold: float,
-    ) -> dict[str, float]:
-        mf = self.mf_
-        u = mf.user_vocab_.index_of(users_ext)
-        i = mf.item_vocab_.index_of(items_ext)
-        relevant = (values >= threshold) & (u >= 0) & (i >= 0)
-        if not relevant.any():
-            return {}
-        eval_users = np.unique(u[relevant])
-        n_items = len(mf.item_vocab_)
-        budget = max(RANKING_MIN_USERS, RANKING_PAIRS // max(n_items, 1))
-        if eval_users.size > budget:
-            rng = np.random.default_rng([self.seed, 7])
-            eval_users = np.sort(rng.choice(eval_users, budget, replace=False))
-            log.info("ranking metrics on a sample of %d users", budget)
-        train = mf._train_csr
-        # the relevant hold-out items of each evaluated user, as CSR rows in eval_users' order
-        rel = _Csr.build(
-            u[relevant], i[relevant], values[relevant], len(mf.user_vocab_), sort_cols=True
-        )
-        eval_rel = _rows_of(rel, eval_users)
-        top = np.full((eval_users.size, k), -1, dtype=np.int32)
-        block = max(1, 200_000 // max(n_items, 1))
-        for start in range(0, eval_users.size, block):
-            chunk = eval_users[start : start + block]
-            x = self.features(
-                np.repeat(mf.user_vocab_.ids[chunk], n_items),
-                np.tile(mf.item_vocab_.ids, chunk.size),
-            )
-            scores = self.regressor_.predict(x).reshape(chunk.size, n_items)
-            for row, uu in enumerate(chunk):
-                s = scores[row].copy()
-                s[train.indices[train.indptr[uu] : train.indptr[uu + 1]]] = -np.inf
-                best = _top_n(s, k)
-                top[start + row, : best.size] = best
-        return ranking_metrics(
-            top, eval_rel.indptr, eval_rel.indices, k, item_popularity=mf._item_popularity()
-        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
         """Write the model directory: ``meta.json``, side-feature tables, the MF (``mf/``) and
         the regressor's own files (``regressor/``), atomically."""
-        self._require_fitted()
-        path = Path(path)
-        staging = path.parent / f".{path.name}.parts-{time.time_ns()}"
-        try:
-            self.mf_.save(staging / MF_DIR)
-            (staging / REGRESSOR_DIR).mkdir(parents=True)
-            regressor_meta = self.regressor_.save(staging / REGRESSOR_DIR)
-            tables = {
-                "user_stats": pa.Table.from_pandas(self.base_.user_stats.table.reset_index()),
-                "item_stats": pa.Table.from_pandas(self.base_.item_stats.table.reset_index()),
-                "eval": pa.Table.from_pandas(self.eval_set_, preserve_index=False),
-            }
-            if self.user_encoder_.table is not None:
-                tables["user_attributes"] = self.user_encoder_.table_arrow()
-            if self.item_encoder_.table is not None:
-                tables["item_attributes"] = self.item_encoder_.table_arrow()
-            params = self.get_params()
-            # kept out of "params" so that releases without the new-user model still load it
-            new_user_model = params.pop("new_user_model")
-            meta = {
-                "kind": KIND,
-                "params": params,
-                "new_user_model": new_user_model,
-                "new_user": None if self.new_user_ is None else self.new_user_.to_meta(),
-                "regressor": {"kind": self.kind, **regressor_meta},
-                "feature_names": self.feature_names_,
-                "user_encoder": self.user_encoder_.to_meta(),
-                "item_encoder": self.item_encoder_.to_meta(),
-                "stats_global_mean": [
-                    self.base_.user_stats.global_mean,
-                    self.base_.item_stats.global_mean,
-                ],
-                "rating_range": list(self.rating_range_),
-                "mf_num_factors": int(self.mf_.user_factors_.shape[1]),
-                "mf_fingerprint": getattr(self.mf_, "data_fingerprint_", None),
-                "metrics": self.metrics_,
-                "tuning_trials": self.tuning_trials_,
-                "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-            artifacts.write_artifact(
-                path, meta, tables, extra_dirs=[staging / MF_DIR, staging / REGRESSOR_DIR]
-            )
-        finally:
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
+        save_hybrid(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> HybridRecommender:
-        meta = artifacts.read_meta(path)
-        if meta.get("kind") != KIND:
-            raise ModelError(f"model at {path} is a {meta.get('kind')!r}, not a {KIND} model")
-        path = Path(path)
-        model = cls(**meta["params"], new_user_model=bool(meta.get("new_user_model", True)))
-        mf = MatrixFactorization.load(path / MF_DIR)
-        g_user, g_item = meta["stats_global_mean"]
-        model.base_ = BaseFeatures(
-            mf,
-            _stats(artifacts.read_table(path, "user_stats"), USER_COL, g_user),
-            _stats(artifacts.read_table(path, "item_stats"), ITEM_COL, g_item),
-        )
-        model.user_encoder_ = AttributeEncoder.from_meta(
-            meta["user_encoder"], _optional_table(path, "user_attributes")
-        )
-        model.item_encoder_ = AttributeEncoder.from_meta(
-            meta["item_encoder"], _optional_table(path, "item_attributes")
-        )
-        model.items_meta_ = mf.items_meta_
-        model.feature_names_ = list(meta["feature_names"])
-        model.regressor_ = load_regressor(path / REGRESSOR_DIR, meta["regressor"])
-        new_user = meta.get("new_user")
-        try:
-            model.new_user_ = None if not new_user else NewUserRidge.from_meta(new_user)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{path}: meta.json has a malformed new-user model ({exc})") from None
-        _check_loaded(model, meta, path)
-        low, high = meta["rating_range"]
-        model.rating_range_ = (float(low), float(high))
-        model.metrics_ = dict(meta.get("metrics", {}))
-        model.tuning_trials_ = list(meta.get("tuning_trials", []))
-        model.eval_set_ = artifacts.read_table(path, "eval").to_pandas()
-        return model
-
-
-def _check_attribute_table(
-    frame: pd.DataFrame | None, key: str, name: str, ratings: pd.DataFrame
-) -> None:
-    """An attribute table that cannot be joined to the ratings is a mistake, not "no data"."""
-    if frame is None or len(frame) == 0:
-        return
-    if key not in frame.columns:
-        raise DataError(
-            f"the {name} table has no {key} column (columns: {', '.join(map(str, frame.columns))})"
-        )
-    if key in ratings.columns and not frame[key].isin(ratings[key].unique()).any():
-        raise DataError(
-            f"no {key} of the {name} table appears in the ratings (types {frame[key].dtype} "
-            f"vs {ratings[key].dtype}?): its attributes would never be used"
-        )
-
-
-def _check_loaded(model: HybridRecommender, meta: dict[str, Any], path: Path) -> None:
-    """The parts of a saved hybrid model must fit together: the MF under ``mf/`` is the one
-    the regressor was trained with, and the feature rows are as wide as the regressor's."""
-    mf = model.mf_
-    width, saved = int(mf.user_factors_.shape[1]), meta.get("mf_num_factors")
-    if saved is not None and int(saved) != width:
-        raise ModelError(
-            f"{path}: mismatched factor widths: the hybrid was trained with a {saved}-factor MF "
-            f"but {MF_DIR}/ holds a {width}-factor MF; retrain the hybrid"
-        )
-    fingerprint = meta.get("mf_fingerprint")
-    if fingerprint is not None and fingerprint != getattr(mf, "data_fingerprint_", fingerprint):
-        raise ModelError(
-            f"{path}: {MF_DIR}/ holds another MF than the one the hybrid was trained with "
-            f"(different training data); retrain the hybrid"
-        )
-    for enc, table in (
-        (model.user_encoder_, "user_attributes"),
-        (model.item_encoder_, "item_attributes"),
-    ):
-        if enc.columns and enc.table is None:
-            raise ModelError(f"model at {path} is incomplete: {table}.parquet is missing")
-    built = len(model.base_.columns) + len(model.user_encoder_.columns)
-    built += len(model.item_encoder_.columns)
-    expected = getattr(model.regressor_, "n_features_", len(model.feature_names_))
-    if not built == len(model.feature_names_) == expected:
-        raise ModelError(
-            f"{path}: mismatched feature widths: the side tables build {built} features, "
-            f"meta.json names {len(model.feature_names_)}, the regressor expects {expected}"
-        )
-    new_user = model.new_user_
-    if new_user is not None and (
-        new_user.user_columns != model.user_encoder_.columns
-        or new_user.item_columns != model.item_encoder_.columns
-        or not set(new_user.base_columns) <= set(model.base_.columns)
-        or not set(new_user.interact) <= set(new_user.item_columns)
-        or not new_user.n_features == new_user.coef.size == new_user.mean.size
-    ):
-        raise ModelError(
-            f"{path}: the new-user model does not match the side tables "
-            f"({new_user.coef.size} coefficients for {new_user.n_features} features); "
-            f"retrain the hybrid"
-        )
-
-
-def _stats(table: pa.Table, key: str, global_mean: float) -> RatingStats:
-    return RatingStats(key, table.to_pandas().set_index(key), global_mean)
-
-
-def _optional_table(path: Path, name: str) -> pa.Table | None:
-    return artifacts.read_table(path, name) if (path / f"{name}.parquet").is_file() else None
-
-
-def _as_rating_dict(ratings: pd.DataFrame | dict[Any, float]) -> dict[Any, float]:
-    if isinstance(ratings, dict):
-        return ratings
-    return dict(zip(ratings[ITEM_COL].tolist(), ratings[RATING_COL].tolist(), strict=True))
+        return load_hybrid(cls, path)
 
 
 def _coerce_ids(mf: MatrixFactorization, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
