@@ -24,7 +24,6 @@ pytest.importorskip("matplotlib")
 
 from _cli import run
 
-from hybridrec import report as report_module
 from hybridrec._core.output import PIPE_TABLE_WIDTH, table_width
 from hybridrec._errors import HybridrecError
 from hybridrec.cli import main
@@ -209,7 +208,7 @@ def test_comparison_table_adds_a_cold_start_section(models, tmp_path):
     )
     parsed = parse(write_report({"mf": models["mf"]}, tmp_path / "r.html", comparison=table))
     assert "cold-start" in parsed.sections and parsed.errors == []
-    with pytest.raises(report_module.HybridrecError, match="scenario, model, rmse"):
+    with pytest.raises(HybridrecError, match="scenario, model, rmse"):
         write_report({"mf": models["mf"]}, tmp_path / "x.html", comparison=table[["model"]])
 
 
@@ -225,7 +224,7 @@ def test_written_atomically(models, tmp_path, monkeypatch):
         renames.append((Path(src), Path(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(report_module.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)
     write_report({"mf": models["mf"]}, path)
     [(src, dst)] = renames
     assert dst == path and src.parent == path.parent and src != path
@@ -238,7 +237,7 @@ def test_written_atomically(models, tmp_path, monkeypatch):
     def broken_fsync(fd: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(report_module.os, "fsync", broken_fsync)
+    monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(HybridrecError, match=r"cannot write .*report\.html: disk full"):
         write_report({"mf": models["mf"]}, path)
     assert path.read_text() == "previous report"
@@ -246,9 +245,9 @@ def test_written_atomically(models, tmp_path, monkeypatch):
 
 
 def test_bad_inputs_are_clear_errors(models, tmp_path):
-    with pytest.raises(report_module.HybridrecError, match="at least one model"):
+    with pytest.raises(HybridrecError, match="at least one model"):
         write_report({}, tmp_path / "r.html")
-    with pytest.raises(report_module.HybridrecError, match="is a folder"):
+    with pytest.raises(HybridrecError, match="is a folder"):
         write_report({"mf": models["mf"]}, tmp_path)
 
 
