@@ -29,25 +29,25 @@ ACTIVITY_BINS: tuple[tuple[int, int | None], ...] = (
     (201, 500),
     (501, None),
 )
-_MAX_MAP_ITEMS = 3000  # the most-rated items drawn on the factor map
-_N_LABELS = 10  # popular titles labelled on the factor map
-_MIN_MAP_RATINGS = 10  # items with fewer training ratings are left off the map
-_MIN_BIN_RATINGS = 30  # activity bins with fewer hold-out ratings are not charted
-_N_GENRES = 8  # genres with their own colour on the factor map
-_N_FEATURES = 15  # bars in a feature-importance chart
+MAX_MAP_ITEMS = 3000  # the most-rated items drawn on the factor map
+N_LABELS = 10  # popular titles labelled on the factor map
+MIN_MAP_RATINGS = 10  # items with fewer training ratings are left off the map
+MIN_BIN_RATINGS = 30  # activity bins with fewer hold-out ratings are not charted
+N_GENRES = 8  # genres with their own colour on the factor map
+N_FEATURES = 15  # bars in a feature-importance chart
 
 
-def _mf_of(model: Any) -> Any:
+def mf_of(model: Any) -> Any:
     """The matrix factorization inside ``model`` (itself for an MF, ``mf_`` for a hybrid)."""
-    return model.mf_ if _is_hybrid(model) else model
+    return model.mf_ if is_hybrid(model) else model
 
 
-def _is_hybrid(model: Any) -> bool:
+def is_hybrid(model: Any) -> bool:
     return hasattr(model, "regressor_") and hasattr(model, "feature_importance")
 
 
-def _kind_label(model: Any) -> str:
-    if _is_hybrid(model):
+def kind_label(model: Any) -> str:
+    if is_hybrid(model):
         style = "" if getattr(model, "leak_free", True) else ", notebook-style"
         return f"hybrid {model.kind}{style}"
     if hasattr(model, "num_factors"):
@@ -56,7 +56,7 @@ def _kind_label(model: Any) -> str:
 
 
 @dataclass
-class _Subject:
+class Subject:
     """The first model: its hold-out, and what its MF knows about users and items."""
 
     name: str
@@ -67,8 +67,8 @@ class _Subject:
     item_train_counts: np.ndarray  # training ratings per item index
 
     @classmethod
-    def build(cls, name: str, model: Any) -> _Subject:
-        mf = _mf_of(model)
+    def build(cls, name: str, model: Any) -> Subject:
+        mf = mf_of(model)
         eval_set = model.eval_set_
         if eval_set is None or len(eval_set) == 0:
             raise HybridrecError(
@@ -98,10 +98,10 @@ class _Subject:
 
 
 @dataclass
-class _Evaluation:
+class Evaluation:
     """Every model's metrics and predictions on the subject's hold-out."""
 
-    subject: _Subject
+    subject: Subject
     k: int
     actual: np.ndarray
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -110,9 +110,7 @@ class _Evaluation:
     notes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def run(
-        cls, models: Mapping[str, Any], subject: _Subject, k: int, bar: Progress
-    ) -> _Evaluation:
+    def run(cls, models: Mapping[str, Any], subject: Subject, k: int, bar: Progress) -> Evaluation:
         held = subject.eval_set
         users, items = held[USER_COL].to_numpy(), held[ITEM_COL].to_numpy()
         actual = held[RATING_COL].to_numpy(np.float64)
@@ -128,13 +126,13 @@ class _Evaluation:
             # that hold-out is this one.
             result.metrics[name] = model.evaluate(None if same else held, k=k)
             result.predictions[name] = np.asarray(model.predict(users, items), dtype=np.float64)
-            result.kinds[name] = _kind_label(model)
+            result.kinds[name] = kind_label(model)
             if name == subject.name:
                 result.notes[name] = "its own hold-out"
             elif same:
                 result.notes[name] = f"the same hold-out as {subject.name}"
             else:
-                leaked = _share_in_training(_mf_of(model), held)
+                leaked = _share_in_training(mf_of(model), held)
                 result.notes[name] = (
                     f"trained on a different split: {leaked:.1%} of these hold-out ratings were "
                     "in its training data"
@@ -178,7 +176,7 @@ def _share_in_training(mf: Any, held: pd.DataFrame) -> float:
     return float(inside.sum() / max(len(held), 1))
 
 
-def _fingerprint_of(ratings: pd.DataFrame) -> str | None:
+def fingerprint_of(ratings: pd.DataFrame) -> str | None:
     from hybridrec.data import fingerprint as _fingerprint
     from hybridrec.data import ratings_arrays as _ratings_arrays
 
@@ -188,7 +186,7 @@ def _fingerprint_of(ratings: pd.DataFrame) -> str | None:
         return None
 
 
-def _check_comparison(frame: pd.DataFrame) -> None:
+def check_comparison(frame: pd.DataFrame) -> None:
     missing = [c for c in ("scenario", "model", "rmse") if c not in frame.columns]
     if missing or frame.empty:
         raise HybridrecError(
@@ -197,7 +195,7 @@ def _check_comparison(frame: pd.DataFrame) -> None:
         )
 
 
-def _activity_bins(activity: np.ndarray) -> tuple[list[str], np.ndarray]:
+def activity_bins(activity: np.ndarray) -> tuple[list[str], np.ndarray]:
     labels, which = [], np.full(activity.size, -1)
     for index, (lo, hi) in enumerate(ACTIVITY_BINS):
         inside = (activity >= lo) & (activity <= (hi if hi is not None else np.inf))
@@ -206,7 +204,7 @@ def _activity_bins(activity: np.ndarray) -> tuple[list[str], np.ndarray]:
     return labels, which
 
 
-def _genres_of(value: Any) -> list[str]:
+def genres_of(value: Any) -> list[str]:
     """An item's genres, whether stored as a list/array or as a ``'|'``-separated string."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []

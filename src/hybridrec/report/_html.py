@@ -13,7 +13,7 @@ import pandas as pd
 
 from hybridrec._core.files import atomic_file
 from hybridrec._core.output import cell
-from hybridrec.report._data import _kind_label, _Subject
+from hybridrec.report._data import Subject, kind_label
 
 _CSS = """
 :root { --fg: #1d232a; --muted: #5b6673; --line: #dde3ea; --accent: #1f77b4; }
@@ -48,7 +48,7 @@ footer { text-align: center; color: var(--muted); font-size: .85rem; padding-bot
 """
 
 
-def _page(title: str, names: Sequence[str], subject: _Subject, bodies: list[Any]) -> str:
+def html_page(title: str, names: Sequence[str], subject: Subject, bodies: list[Any]) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -56,59 +56,59 @@ def _page(title: str, names: Sequence[str], subject: _Subject, bodies: list[Any]
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         hybridrec_version = "dev"
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    nav = "".join(f'<a href="#{a}">{_esc(h)}</a>' for a, h, _ in bodies)
+    nav = "".join(f'<a href="#{a}">{esc(h)}</a>' for a, h, _ in bodies)
     sections = "".join(
-        f'<section id="{a}"><h2>{_esc(h)}</h2>{body}</section>' for a, h, body in bodies
+        f'<section id="{a}"><h2>{esc(h)}</h2>{body}</section>' for a, h, body in bodies
     )
-    compared = ", ".join(_esc(n) for n in names[1:])
-    subtitle = f"Model <b>{_esc(subject.name)}</b> ({_esc(_kind_label(subject.model))})" + (
+    compared = ", ".join(esc(n) for n in names[1:])
+    subtitle = f"Model <b>{esc(subject.name)}</b> ({esc(kind_label(subject.model))})" + (
         f", compared with {compared}" if compared else ""
     )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>{_esc(title)}</h1><p>{subtitle}. Generated {stamp} by hybridrec "
-        f"{_esc(hybridrec_version)}.</p></header>"
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>{esc(title)}</h1><p>{subtitle}. Generated {stamp} by hybridrec "
+        f"{esc(hybridrec_version)}.</p></header>"
         f"<nav>{nav}</nav><main>{sections}</main>"
         "<footer>Self-contained: images are embedded, nothing is loaded from the network."
         "</footer></body></html>\n"
     )
 
 
-def _esc(text: Any) -> str:
+def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _note(text: str) -> str:
+def note(text: str) -> str:
     return f'<p class="note">{text}</p>'
 
 
-def _kv_table(values: Mapping[str, str], css: str) -> str:
+def kv_table(values: Mapping[str, str], css: str) -> str:
     rows = "".join(
-        f'<tr><th scope="row">{_esc(k)}</th><td>{_esc(v)}</td></tr>' for k, v in values.items()
+        f'<tr><th scope="row">{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in values.items()
     )
     return f'<table class="{css}"><tbody>{rows}</tbody></table>'
 
 
-def _frame_table(frame: pd.DataFrame, caption: str | None = None) -> str:
-    head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
+def frame_table(frame: pd.DataFrame, caption: str | None = None) -> str:
+    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="num">{_esc(cell(v))}</td>' if is_num else f"<td>{_esc(cell(v))}</td>"
+            f'<td class="num">{esc(cell(v))}</td>' if is_num else f"<td>{esc(cell(v))}</td>"
             for v, is_num in zip(row, numeric, strict=True)
         )
         + "</tr>"
         for row in frame.itertuples(index=False)
     )
-    cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file next to ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:

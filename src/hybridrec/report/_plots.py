@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from hybridrec._errors import HybridrecError
-from hybridrec.report._html import _esc
+from hybridrec.report._html import esc
 
-_PALETTE = (
+PALETTE = (
     "#1f77b4",
     "#ff7f0e",
     "#2ca02c",
@@ -27,7 +27,7 @@ _PALETTE = (
 )
 
 
-class _Plots:
+class Plots:
     """Figures drawn on matplotlib's Agg canvas and returned as ``<figure>`` HTML."""
 
     def __init__(self, figure_cls: Any, canvas_cls: Any) -> None:
@@ -35,7 +35,7 @@ class _Plots:
         self._canvas_cls = canvas_cls
 
     @classmethod
-    def create(cls) -> _Plots:
+    def create(cls) -> Plots:
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
@@ -61,12 +61,12 @@ class _Plots:
         fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
         data = base64.b64encode(buf.getvalue()).decode("ascii")
         return (
-            f'<figure><img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+            f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{caption}</figcaption></figure>"
         )
 
 
-def _label_points(ax: Any, points: np.ndarray, labels: Sequence[str]) -> None:
+def label_points(ax: Any, points: np.ndarray, labels: Sequence[str]) -> None:
     """Label points, nudging a label up or down until it clears the labels already placed."""
     ax.figure.canvas.draw()  # fixes the axis limits, so data → pixel positions are final
     px_per_pt = ax.figure.dpi / 72.0
@@ -99,7 +99,7 @@ def _short(title: str, width: int = 32) -> str:
     return title if len(title) <= width else title[: width - 1] + "…"
 
 
-def _percent_formatter() -> Any:
+def percent_formatter() -> Any:
     from matplotlib.ticker import PercentFormatter
 
     return PercentFormatter(xmax=1.0, decimals=0)

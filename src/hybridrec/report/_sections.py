@@ -12,26 +12,26 @@ import pandas as pd
 from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
 from hybridrec._core.output import cell
 from hybridrec.report._data import (
-    _MAX_MAP_ITEMS,
-    _MIN_BIN_RATINGS,
-    _MIN_MAP_RATINGS,
-    _N_FEATURES,
-    _N_GENRES,
-    _N_LABELS,
     BASELINE,
-    _activity_bins,
-    _Evaluation,
-    _fingerprint_of,
-    _genres_of,
-    _is_hybrid,
-    _kind_label,
-    _Subject,
+    MAX_MAP_ITEMS,
+    MIN_BIN_RATINGS,
+    MIN_MAP_RATINGS,
+    N_FEATURES,
+    N_GENRES,
+    N_LABELS,
+    Evaluation,
+    Subject,
+    activity_bins,
+    fingerprint_of,
+    genres_of,
+    is_hybrid,
+    kind_label,
 )
-from hybridrec.report._html import _esc, _frame_table, _kv_table, _note
-from hybridrec.report._plots import _PALETTE, _label_points, _percent_formatter, _Plots
+from hybridrec.report._html import esc, frame_table, kv_table, note
+from hybridrec.report._plots import PALETTE, Plots, label_points, percent_formatter
 
 
-def _dataset_section(plots: _Plots, subject: _Subject, ratings: pd.DataFrame | None) -> str:
+def dataset_section(plots: Plots, subject: Subject, ratings: pd.DataFrame | None) -> str:
     mf = subject.mf
     notes = []
     if ratings is not None and len(ratings):
@@ -42,7 +42,7 @@ def _dataset_section(plots: _Plots, subject: _Subject, ratings: pd.DataFrame | N
         per_item = pd.Series(items).value_counts().to_numpy()
         source = "the ratings the report was given"
         fingerprint = getattr(mf, "data_fingerprint_", None)
-        if fingerprint is not None and _fingerprint_of(ratings) != fingerprint:
+        if fingerprint is not None and fingerprint_of(ratings) != fingerprint:
             notes.append(
                 f"These ratings are not the ones {subject.name} was trained on (the data "
                 "changed since): the summary describes the ratings, the evaluation the model."
@@ -72,17 +72,17 @@ def _dataset_section(plots: _Plots, subject: _Subject, ratings: pd.DataFrame | N
     levels, counts = np.unique(values, return_counts=True)
     if levels.size <= 20:
         width = 0.8 * float(np.min(np.diff(levels))) if levels.size > 1 else 0.8
-        ax_hist.bar(levels, counts, width=width, color=_PALETTE[0])
+        ax_hist.bar(levels, counts, width=width, color=PALETTE[0])
         ax_hist.set_xticks(levels)
     else:
-        ax_hist.hist(values, bins=40, color=_PALETTE[0])
+        ax_hist.hist(values, bins=40, color=PALETTE[0])
     ax_hist.set_title("Rating histogram")
     ax_hist.set_xlabel("rating")
     ax_hist.set_ylabel("ratings")
     top = max(int(per_user.max()), int(per_item.max()), 2)
     bins = np.unique(np.geomspace(1, top + 1, 30).astype(int))
-    ax_tail.hist(per_user, bins=bins, alpha=0.7, label="users", color=_PALETTE[0])
-    ax_tail.hist(per_item, bins=bins, alpha=0.6, label="items", color=_PALETTE[1])
+    ax_tail.hist(per_user, bins=bins, alpha=0.7, label="users", color=PALETTE[0])
+    ax_tail.hist(per_item, bins=bins, alpha=0.6, label="items", color=PALETTE[1])
     ax_tail.set_xscale("log")
     ax_tail.set_title("Ratings per user and per item")
     ax_tail.set_xlabel("ratings (log scale)")
@@ -93,29 +93,29 @@ def _dataset_section(plots: _Plots, subject: _Subject, ratings: pd.DataFrame | N
         "Rating histogram and ratings per user and item",
         "Left: how often each rating is given. Right: the long tail of activity and popularity.",
     )
-    return _kv_table(summary, css="summary") + "".join(_note(n) for n in notes) + figure
+    return kv_table(summary, css="summary") + "".join(note(n) for n in notes) + figure
 
 
 def _spread(counts: np.ndarray) -> str:
     return f"min {int(counts.min()):,}, median {np.median(counts):g}, max {int(counts.max()):,}"
 
 
-def _evaluation_section(plots: _Plots, ev: _Evaluation) -> str:
+def evaluation_section(plots: Plots, ev: Evaluation) -> str:
     names = [BASELINE, *ev.names]
-    header = "".join(f"<th>{_esc(n)}</th>" for n in names)
-    kinds = "".join(f"<td>{_esc(ev.kinds[n])}</td>" for n in names)
-    evaluated = "".join(f"<td>{_esc(ev.notes[n])}</td>" for n in names)
+    header = "".join(f"<th>{esc(n)}</th>" for n in names)
+    kinds = "".join(f"<td>{esc(ev.kinds[n])}</td>" for n in names)
+    evaluated = "".join(f"<td>{esc(ev.notes[n])}</td>" for n in names)
     rows = [
         f'<tr class="kind"><th scope="row">model</th>{kinds}</tr>',
         f'<tr class="kind"><th scope="row">evaluated on</th>{evaluated}</tr>',
     ]
     for metric in ev.metric_names():
         cells = "".join(
-            f'<td class="num" data-model="{_esc(n)}" data-metric="{_esc(metric)}">'
-            f"{_esc(cell(ev.metrics[n].get(metric, math.nan))) or '—'}</td>"
+            f'<td class="num" data-model="{esc(n)}" data-metric="{esc(metric)}">'
+            f"{esc(cell(ev.metrics[n].get(metric, math.nan))) or '—'}</td>"
             for n in names
         )
-        rows.append(f'<tr><th scope="row">{_esc(metric)}</th>{cells}</tr>')
+        rows.append(f'<tr><th scope="row">{esc(metric)}</th>{cells}</tr>')
     table = (
         f'<table class="metrics" id="metrics-table"><thead><tr><th>metric</th>{header}</tr>'
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
@@ -129,7 +129,7 @@ def _evaluation_section(plots: _Plots, ev: _Evaluation) -> str:
     ):
         values = [ev.metrics[n].get(key, math.nan) for n in names]
         y = np.arange(len(names))[::-1]
-        colours = ["#bbbbbb"] + [_PALETTE[i % len(_PALETTE)] for i in range(len(names) - 1)]
+        colours = ["#bbbbbb"] + [PALETTE[i % len(PALETTE)] for i in range(len(names) - 1)]
         ax.barh(y, np.nan_to_num(values), color=colours)
         ax.set_yticks(y, names)
         ax.set_title(label)
@@ -147,12 +147,12 @@ def _evaluation_section(plots: _Plots, ev: _Evaluation) -> str:
     figure = plots.embed(
         fig,
         f"RMSE and NDCG@{k} by model",
-        f"RMSE and NDCG@{k} on the hold-out of {_esc(ev.subject.name)} "
+        f"RMSE and NDCG@{k} on the hold-out of {esc(ev.subject.name)} "
         f"({len(ev.actual):,} ratings). Relevant = held-out rating ≥ 4; items rated in training "
         "are not ranked.",
     )
     intro = (
-        f"<p>Every model on the hold-out of <b>{_esc(ev.subject.name)}</b> "
+        f"<p>Every model on the hold-out of <b>{esc(ev.subject.name)}</b> "
         f"({len(ev.actual):,} ratings), with BigQuery ML's metric names "
         "(<code>ML.EVALUATE</code>). The numbers are those of "
         f"<code>hybridrec evaluate NAME -k {k}</code>: the report calls the same "
@@ -161,7 +161,7 @@ def _evaluation_section(plots: _Plots, ev: _Evaluation) -> str:
     return intro + table + figure
 
 
-def _comparison_section(plots: _Plots, frame: pd.DataFrame) -> str:
+def comparison_section(plots: Plots, frame: pd.DataFrame) -> str:
     scenarios = list(dict.fromkeys(frame["scenario"].astype(str)))
     model_names = list(dict.fromkeys(frame["model"].astype(str)))
     ndcg = next((c for c in frame.columns if str(c).startswith("ndcg@")), None)
@@ -178,7 +178,7 @@ def _comparison_section(plots: _Plots, frame: pd.DataFrame) -> str:
                 float(values[(frame["scenario"] == sc) & (frame["model"] == name)].mean())
                 for sc in scenarios
             ]
-            colour = "#bbbbbb" if name == BASELINE else _PALETTE[index % len(_PALETTE)]
+            colour = "#bbbbbb" if name == BASELINE else PALETTE[index % len(PALETTE)]
             ax.bar(
                 x + (index - (len(model_names) - 1) / 2) * width, np.nan_to_num(heights),
                 width=width, color=colour, label=name,
@@ -199,24 +199,24 @@ def _comparison_section(plots: _Plots, frame: pd.DataFrame) -> str:
         "No ranking for cold items: they are outside every model's catalogue."
     )
     figure = plots.embed(fig, "RMSE and NDCG by scenario and model", caption)
-    return figure + _frame_table(frame.reset_index(drop=True))
+    return figure + frame_table(frame.reset_index(drop=True))
 
 
-def _training_section(plots: _Plots, models: Mapping[str, Any]) -> str:
+def training_section(plots: Plots, models: Mapping[str, Any]) -> str:
     logs: list[tuple[str, pd.DataFrame]] = []
     shared: list[str] = []
     for name, model in models.items():
         info = model.training_info()
-        label = f"{name} (its MF)" if _is_hybrid(model) else name
+        label = f"{name} (its MF)" if is_hybrid(model) else name
         same = next((other for other, seen in logs if _same_curves(seen, info)), None)
         if same is not None:
-            shared.append(f"{_esc(name)}'s MF has the same training log as {_esc(same)}.")
+            shared.append(f"{esc(name)}'s MF has the same training log as {esc(same)}.")
             continue
         logs.append((label, info))
     fig, axes = plots.figure(10, 3.8, ncols=1)
     ax = axes[0]
     for index, (label, info) in enumerate(logs):
-        colour = _PALETTE[index % len(_PALETTE)]
+        colour = PALETTE[index % len(PALETTE)]
         ax.plot(info["iteration"], info["loss"], "o-", color=colour, label=f"{label}: loss")
         if info["eval_loss"].notna().any():
             ax.plot(
@@ -236,8 +236,8 @@ def _training_section(plots: _Plots, models: Mapping[str, Any]) -> str:
         "less than min_rel_progress.",
     )
     first_label, first_log = logs[0]
-    table = _frame_table(first_log, caption=f"ML.TRAINING_INFO: {first_label}")
-    return figure + "".join(_note(s) for s in shared) + table
+    table = frame_table(first_log, caption=f"ML.TRAINING_INFO: {first_label}")
+    return figure + "".join(note(s) for s in shared) + table
 
 
 def _same_curves(a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -252,7 +252,7 @@ def _same_curves(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     )
 
 
-def _calibration_section(plots: _Plots, ev: _Evaluation) -> str:
+def calibration_section(plots: Plots, ev: Evaluation) -> str:
     actual = ev.actual
     fig, (ax_cal, ax_box) = plots.figure(10, 4.4, ncols=2)
     low = float(min(actual.min(), *(p.min() for p in ev.predictions.values())))
@@ -267,7 +267,7 @@ def _calibration_section(plots: _Plots, ev: _Evaluation) -> str:
         mean_pred = np.bincount(which, pred, len(edges) - 1)[keep] / counts[keep]
         mean_true = np.bincount(which, actual, len(edges) - 1)[keep] / counts[keep]
         ax_cal.plot(
-            mean_pred, mean_true, "o-", color=_PALETTE[index % len(_PALETTE)], label=name,
+            mean_pred, mean_true, "o-", color=PALETTE[index % len(PALETTE)], label=name,
             markersize=4,
         )  # fmt: skip
     ax_cal.set_xlabel("predicted rating (bin mean)")
@@ -281,7 +281,7 @@ def _calibration_section(plots: _Plots, ev: _Evaluation) -> str:
         ax_box.boxplot(
             groups, positions=np.arange(levels.size), widths=0.6, showfliers=False,
             patch_artist=True, boxprops={"facecolor": "#cfe2f3"},
-            medianprops={"color": _PALETTE[3]},
+            medianprops={"color": PALETTE[3]},
         )  # fmt: skip
         ax_box.plot(np.arange(levels.size), levels, "x", color="#555555", label="actual")
         ax_box.set_xticks(np.arange(levels.size), [f"{v:g}" for v in levels])
@@ -294,18 +294,18 @@ def _calibration_section(plots: _Plots, ev: _Evaluation) -> str:
     caption = (
         "Left: hold-out ratings grouped by predicted value (16 bins, bins with fewer than 5 "
         "ratings omitted); points on the diagonal are well calibrated. Right: spread of the "
-        f"predictions of {_esc(first)} for each actual rating (boxes: quartiles; whiskers: "
+        f"predictions of {esc(first)} for each actual rating (boxes: quartiles; whiskers: "
         "1.5 IQR). Regression to the mean shows as flat boxes."
     )
     return plots.embed(fig, "Predicted vs actual rating", caption)
 
 
-def _activity_section(plots: _Plots, ev: _Evaluation) -> str:
-    labels, which = _activity_bins(ev.subject.activity())
+def activity_section(plots: Plots, ev: Evaluation) -> str:
+    labels, which = activity_bins(ev.subject.activity())
     used = [b for b in range(len(labels)) if (which == b).any()]
     counts = {b: int((which == b).sum()) for b in used}
     # An RMSE over a handful of ratings is noise: such bins stay in the table, not the chart.
-    charted = [b for b in used if counts[b] >= _MIN_BIN_RATINGS] or used
+    charted = [b for b in used if counts[b] >= MIN_BIN_RATINGS] or used
     rmse = {
         name: {
             b: float(
@@ -326,7 +326,7 @@ def _activity_section(plots: _Plots, ev: _Evaluation) -> str:
     width = 0.8 / len(names)
     x = np.arange(len(charted))
     for index, name in enumerate(names):
-        colour = "#bbbbbb" if name == BASELINE else _PALETTE[index % len(_PALETTE)]
+        colour = "#bbbbbb" if name == BASELINE else PALETTE[index % len(PALETTE)]
         ax.bar(
             x + (index - (len(names) - 1) / 2) * width, [rmse[name][b] for b in charted],
             width=width, label=name, color=colour,
@@ -347,39 +347,39 @@ def _activity_section(plots: _Plots, ev: _Evaluation) -> str:
         }
     )
     caption = (
-        f"Hold-out ratings of {_esc(ev.subject.name)} grouped by how many training ratings "
+        f"Hold-out ratings of {esc(ev.subject.name)} grouped by how many training ratings "
         "their user has. Users with few ratings are where side features (hybrid models) "
         "should help most."
         + (
-            f" Bins with fewer than {_MIN_BIN_RATINGS} hold-out ratings are in the table only."
+            f" Bins with fewer than {MIN_BIN_RATINGS} hold-out ratings are in the table only."
             if len(charted) < len(used)
             else ""
         )
     )
-    return plots.embed(
-        fig, "RMSE by the user's number of training ratings", caption
-    ) + _frame_table(frame)
+    return plots.embed(fig, "RMSE by the user's number of training ratings", caption) + frame_table(
+        frame
+    )
 
 
-def _item_map_section(plots: _Plots, subject: _Subject) -> str:
+def item_map_section(plots: Plots, subject: Subject) -> str:
     mf = subject.mf
     factors = np.asarray(mf.item_factors_, dtype=np.float64)
     popularity = subject.item_train_counts
     meta = mf.items_meta_
     ids = mf.item_vocab_.ids
     if factors.shape[0] < 3 or factors.shape[1] < 2:
-        return _note("The model has fewer than 3 items or 2 factors: no map to draw.")
+        return note("The model has fewer than 3 items or 2 factors: no map to draw.")
     # Rarely rated items keep factors shrunk to ~0 by the regularisation: they would pile up at
     # the centre and say nothing, so the map shows items with enough ratings (at least 50 items).
-    order = np.argsort(-popularity, kind="stable")[:_MAX_MAP_ITEMS]
-    enough = order[popularity[order] >= _MIN_MAP_RATINGS]
+    order = np.argsort(-popularity, kind="stable")[:MAX_MAP_ITEMS]
+    enough = order[popularity[order] >= MIN_MAP_RATINGS]
     order = enough if enough.size >= 50 else order[:50]
     centred = factors[order] - factors[order].mean(axis=0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
     coords = centred @ vt[:2].T
     explained = singular**2 / max(float((singular**2).sum()), 1e-12)
     genre_lists = (
-        [_genres_of(g) for g in meta["genres"].to_numpy()[order]]
+        [genres_of(g) for g in meta["genres"].to_numpy()[order]]
         if "genres" in meta.columns
         else [[] for _ in order]
     )
@@ -389,7 +389,7 @@ def _item_map_section(plots: _Plots, subject: _Subject) -> str:
         if "title" in meta.columns
         else ids[order].astype(str)
     )
-    top_genres = [g for g in pd.Series(first).value_counts().index if g != "(none)"][:_N_GENRES]
+    top_genres = [g for g in pd.Series(first).value_counts().index if g != "(none)"][:N_GENRES]
     fig, axes = plots.figure(10, 6.6, ncols=1)
     ax = axes[0]
     sizes = 6 + 40 * np.sqrt(popularity[order] / max(int(popularity.max()), 1))
@@ -402,18 +402,18 @@ def _item_map_section(plots: _Plots, subject: _Subject) -> str:
     for index, genre in enumerate(top_genres):
         mask = first == genre
         ax.scatter(
-            coords[mask, 0], coords[mask, 1], s=sizes[mask], c=_PALETTE[index % len(_PALETTE)],
+            coords[mask, 0], coords[mask, 1], s=sizes[mask], c=PALETTE[index % len(PALETTE)],
             label=str(genre), alpha=0.55, linewidths=0,
         )  # fmt: skip
     # Where each genre sits on average, counting every genre of an item (not just its first).
     for index, genre in enumerate(top_genres):
         members = np.array([genre in g for g in genre_lists])
         centre = coords[members].mean(axis=0)
-        colour = _PALETTE[index % len(_PALETTE)]
+        colour = PALETTE[index % len(PALETTE)]
         ax.plot(*centre, "D", color=colour, mec="#222222", markersize=10)
     if top_genres:
         ax.plot([], [], "D", color="white", mec="#222222", markersize=8, label="genre mean")
-    _label_points(ax, coords[: min(_N_LABELS, len(order))], titles[:_N_LABELS])
+    label_points(ax, coords[: min(N_LABELS, len(order))], titles[:N_LABELS])
     ax.set_xlabel(f"PC 1 ({explained[0]:.1%} of the factor variance)")
     ax.set_ylabel(f"PC 2 ({explained[1]:.1%})")
     ax.set_title(f"Item factors of {subject.name}: first two principal components")
@@ -424,16 +424,16 @@ def _item_map_section(plots: _Plots, subject: _Subject) -> str:
         "placed by the first two principal components of its factor vector q<sub>i</sub>, "
         "coloured by its first listed genre and sized by its number of training ratings. "
         "Diamonds: the mean position of each genre (counting all genres of an item). The "
-        f"{min(_N_LABELS, len(order))} most-rated titles are labelled. Items the model sees "
+        f"{min(N_LABELS, len(order))} most-rated titles are labelled. Items the model sees "
         "as similar sit close together."
     )
     return plots.embed(fig, "2-D PCA map of the item factors coloured by genre", caption)
 
 
-def _importance_section(plots: _Plots, models: Mapping[str, Any]) -> str:
-    hybrids = [(name, model) for name, model in models.items() if _is_hybrid(model)]
+def importance_section(plots: Plots, models: Mapping[str, Any]) -> str:
+    hybrids = [(name, model) for name, model in models.items() if is_hybrid(model)]
     if not hybrids:
-        return _note(
+        return note(
             "No hybrid model in this report. Train one with <code>hybridrec train hybrid --mf "
             "NAME --kind boosted --name H</code> and add it with <code>--compare H</code>."
         )
@@ -446,22 +446,22 @@ def _importance_section(plots: _Plots, models: Mapping[str, Any]) -> str:
     for name, model in hybrids:
         frame = model.feature_importance()
         total = float(frame["importance"].sum())
-        top = frame.head(_N_FEATURES).iloc[::-1]
+        top = frame.head(N_FEATURES).iloc[::-1]
         share = top["importance"].to_numpy(np.float64) / total if total > 0 else top["importance"]
         fig, axes = plots.figure(10, 0.28 * len(top) + 1.3, ncols=1)
         ax = axes[0]
-        ax.barh(np.arange(len(top)), share, color=_PALETTE[0])
+        ax.barh(np.arange(len(top)), share, color=PALETTE[0])
         ax.set_yticks(np.arange(len(top)), top["feature"].astype(str).tolist(), fontsize=9)
         ax.set_xlabel("share of total importance")
-        ax.xaxis.set_major_formatter(_percent_formatter())
+        ax.xaxis.set_major_formatter(percent_formatter())
         ax.set_title(f"{name}: top {len(top)} of {len(frame)} features")
         unit = units.get(str(getattr(model, "kind", "")), "importance")
         parts.append(
             plots.embed(
                 fig,
                 f"Feature importance of {name}",
-                f"{_esc(name)} ({_esc(_kind_label(model))}): each feature's share of the total "
-                f"{unit}. <code>hybridrec explain {_esc(name)} --global</code> lists them all.",
+                f"{esc(name)} ({esc(kind_label(model))}): each feature's share of the total "
+                f"{unit}. <code>hybridrec explain {esc(name)} --global</code> lists them all.",
             )
         )
     return "".join(parts)

@@ -11,18 +11,18 @@ import pandas as pd
 
 from hybridrec._core.progress import progress_bar
 from hybridrec._errors import HybridrecError
-from hybridrec.report._data import _check_comparison, _Evaluation, _Subject
-from hybridrec.report._html import _page, _write_atomic
-from hybridrec.report._plots import _Plots
+from hybridrec.report._data import Evaluation, Subject, check_comparison
+from hybridrec.report._html import html_page, write_atomic
+from hybridrec.report._plots import Plots
 from hybridrec.report._sections import (
-    _activity_section,
-    _calibration_section,
-    _comparison_section,
-    _dataset_section,
-    _evaluation_section,
-    _importance_section,
-    _item_map_section,
-    _training_section,
+    activity_section,
+    calibration_section,
+    comparison_section,
+    dataset_section,
+    evaluation_section,
+    importance_section,
+    item_map_section,
+    training_section,
 )
 
 log = logging.getLogger(__name__)
@@ -59,28 +59,28 @@ def write_report(
     out = Path(out_path)
     if out.exists() and out.is_dir():
         raise HybridrecError(f"{out} is a folder: give a file name such as report.html")
-    plots = _Plots.create()
+    plots = Plots.create()
     names = list(models)
-    subject = _Subject.build(names[0], models[names[0]])
+    subject = Subject.build(names[0], models[names[0]])
     title = title or f"hybridrec report: {names[0]}"
     if comparison is not None:
-        _check_comparison(comparison)
+        check_comparison(comparison)
     n_sections = 8 if comparison is not None else 7
     with progress_bar("report", len(models) + n_sections, show=show_progress) as bar:
-        ev = _Evaluation.run(models, subject, k, bar)
+        ev = Evaluation.run(models, subject, k, bar)
         sections: list[tuple[str, str, Callable[[], str]]] = [
-            ("dataset", "Dataset", lambda: _dataset_section(plots, subject, ratings)),
-            ("evaluation", "Evaluation", lambda: _evaluation_section(plots, ev)),
-            ("training", "Training", lambda: _training_section(plots, models)),
-            ("calibration", "Predicted vs actual", lambda: _calibration_section(plots, ev)),
-            ("activity", "Error by user activity", lambda: _activity_section(plots, ev)),
-            ("item-map", "Item factor map", lambda: _item_map_section(plots, subject)),
-            ("importance", "Feature importance", lambda: _importance_section(plots, models)),
+            ("dataset", "Dataset", lambda: dataset_section(plots, subject, ratings)),
+            ("evaluation", "Evaluation", lambda: evaluation_section(plots, ev)),
+            ("training", "Training", lambda: training_section(plots, models)),
+            ("calibration", "Predicted vs actual", lambda: calibration_section(plots, ev)),
+            ("activity", "Error by user activity", lambda: activity_section(plots, ev)),
+            ("item-map", "Item factor map", lambda: item_map_section(plots, subject)),
+            ("importance", "Feature importance", lambda: importance_section(plots, models)),
         ]
         if comparison is not None:
             table = comparison
             sections.insert(
-                2, ("cold-start", "Warm and cold start", lambda: _comparison_section(plots, table))
+                2, ("cold-start", "Warm and cold start", lambda: comparison_section(plots, table))
             )
         bodies = []
         for anchor, heading, build in sections:
@@ -89,7 +89,7 @@ def write_report(
             bodies.append((anchor, heading, build()))
             bar.advance(1)
         bar.advance(0, "report")
-    document = _page(title, names, subject, bodies)
-    _write_atomic(out, document)
+    document = html_page(title, names, subject, bodies)
+    write_atomic(out, document)
     log.info("report written to %s", out)
     return out

@@ -13,18 +13,18 @@ import duckdb
 from hybridrec._core.progress import Progress
 from hybridrec._errors import DataError
 from hybridrec.data import ML100K_GENRES, LayoutPlan, TextFile, bad_rating_sql, rating_outside
-from hybridrec.workspace._macros import _lit, _one_line
+from hybridrec.workspace._macros import one_line, sql_literal
 
 log = logging.getLogger(__name__)
 
 
 def _read_csv(f: TextFile, encoding: str | None = None) -> str:
-    columns = ", ".join(f"{_lit(n)}: {_lit(t)}" for n, t in f.columns)
+    columns = ", ".join(f"{sql_literal(n)}: {sql_literal(t)}" for n, t in f.columns)
     return (
-        f"read_csv({_lit(f.path)}, delim={_lit(f.delimiter)}, "
+        f"read_csv({sql_literal(f.path)}, delim={sql_literal(f.delimiter)}, "
         f"header={'true' if f.header_lines else 'false'}, columns={{{columns}}}, "
-        f"auto_detect=false, quote={_lit(f.quote)}, escape={_lit(f.quote)}, "
-        f"encoding={_lit(encoding or f.encoding)})"
+        f"auto_detect=false, quote={sql_literal(f.quote)}, escape={sql_literal(f.quote)}, "
+        f"encoding={sql_literal(encoding or f.encoding)})"
     )
 
 
@@ -56,7 +56,7 @@ def _csv_error(f: TextFile, exc: duckdb.Error) -> DataError:
         )
     if "unicode" in text.lower():
         return DataError(f"{where}: not valid {f.encoding} text")
-    return DataError(f"{where}: cannot read ({_one_line(exc, 1)})")
+    return DataError(f"{where}: cannot read ({one_line(exc, 1)})")
 
 
 def _line_of(f: TextFile, row: int) -> int:
@@ -80,7 +80,7 @@ _GENRE_CLEAN = (
 _TITLE_YEAR = r"TRY_CAST(regexp_extract(title, '\((\d{4})\)\s*$', 1) AS INTEGER)"
 
 
-class _Loader:
+class Loader:
     """Builds the core tables of a fresh database from a :class:`LayoutPlan`."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, plan: LayoutPlan, bar: Progress) -> None:
@@ -257,7 +257,7 @@ class _Loader:
         names = f.names
         if plan.movies_format == "flags":
             flags = ", ".join(
-                f"CASE WHEN g{i} = 1 THEN {_lit(g)} END" for i, g in enumerate(ML100K_GENRES)
+                f"CASE WHEN g{i} = 1 THEN {sql_literal(g)} END" for i, g in enumerate(ML100K_GENRES)
             )
             genres = _GENRE_CLEAN.format(f"[{flags}]")
             year = f"coalesce({_TITLE_YEAR}, TRY_CAST(right(release_date, 4) AS INTEGER))"

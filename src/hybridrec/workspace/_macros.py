@@ -16,10 +16,10 @@ _FACTOR_WEIGHTS = (
 
 
 _MODEL_NAME = "[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"  # as hybridrec.models.model_dir
-_ML_WEIGHTS = "ml_weights: "  # prefix of the errors the ml_weights macro raises
+ML_WEIGHTS_ERROR = "ml_weights: "  # prefix of the errors the ml_weights macro raises
 
 
-def _ml_weights_missing(models_dir: Path, missing: Path) -> HybridrecError:
+def ml_weights_missing(models_dir: Path, missing: Path) -> HybridrecError:
     """Why ``ml_weights`` found no ``missing`` file in a model folder: no such model, a model
     of another kind (hybrid, ranking: no factor tables of their own) or an incomplete one."""
     from hybridrec import artifacts
@@ -33,29 +33,29 @@ def _ml_weights_missing(models_dir: Path, missing: Path) -> HybridrecError:
         return exc
     if kind in ("hybrid", "ranking"):
         return ModelError(
-            f"{_ML_WEIGHTS}{folder.name!r} is a {kind} model; ml_weights needs a matrix "
+            f"{ML_WEIGHTS_ERROR}{folder.name!r} is a {kind} model; ml_weights needs a matrix "
             f"factorization model (for the weights of the MF inside it: hybridrec weights "
             f"{folder.name})"
         )
     return ModelError(f"model at {folder} is incomplete: {missing.name} is missing")
 
 
-def _lit(value: object) -> str:
+def sql_literal(value: object) -> str:
     """An SQL string literal."""
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _one_line(exc: BaseException | str, max_lines: int = 2) -> str:
+def one_line(exc: BaseException | str, max_lines: int = 2) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = " ".join(lines[:max_lines])
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _check_read_only(query: str) -> None:
+def check_read_only(query: str) -> None:
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error as exc:
-        raise HybridrecError(f"SQL error: {_one_line(exc)}") from None
+        raise HybridrecError(f"SQL error: {one_line(exc)}") from None
     if len(statements) != 1:
         raise HybridrecError(f"expected one SQL statement, got {len(statements)}")
     kind = statements[0].type
@@ -75,11 +75,11 @@ def define_macros(con: duckdb.DuckDBPyConnection, models_dir: Path) -> None:
     ``hybridrec weights NAME`` (or ``ml_weights`` of the MF it was trained from). Names are
     checked like :func:`hybridrec.models.model_dir` checks them, inside the macro, so
     ``ml_weights('../m')`` is an invalid-name error and never reads outside ``models/``."""
-    models = _lit(str(models_dir) + "/")
+    models = sql_literal(str(models_dir) + "/")
     name = "CAST(model_name AS VARCHAR)"
     folder = (
         f"CASE WHEN regexp_full_match({name}, '{_MODEL_NAME}') AND NOT contains({name}, '..')"
-        f" THEN {models} || {name} ELSE error('{_ML_WEIGHTS}invalid model name ' || "
+        f" THEN {models} || {name} ELSE error('{ML_WEIGHTS_ERROR}invalid model name ' || "
         f"coalesce('''' || {name} || '''', 'NULL') || ': use letters, digits, ''_'', ''-'' "
         "or ''.'', up to 100 characters') END"
     )

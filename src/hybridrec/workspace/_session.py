@@ -25,14 +25,14 @@ from hybridrec._core.files import atomic_file
 from hybridrec._core.progress import progress_bar
 from hybridrec._errors import HybridrecError, NotFoundError
 from hybridrec.data import open_layout, resolve_source
-from hybridrec.workspace._loader import _Loader
+from hybridrec.workspace._loader import Loader
 from hybridrec.workspace._macros import (
-    _ML_WEIGHTS,
-    _check_read_only,
-    _lit,
-    _ml_weights_missing,
-    _one_line,
+    ML_WEIGHTS_ERROR,
+    check_read_only,
     define_macros,
+    ml_weights_missing,
+    one_line,
+    sql_literal,
 )
 
 DB_FILE = "workspace.duckdb"
@@ -157,7 +157,7 @@ class Workspace:
                 log.info("loading %s (%s layout)", resolved, plan.layout)
                 con = duckdb.connect(str(tmp))
                 try:
-                    counts = _Loader(con, plan, bar).run()
+                    counts = Loader(con, plan, bar).run()
                     con.execute("CHECKPOINT")
                 finally:
                     con.close()
@@ -215,7 +215,7 @@ class Workspace:
         define_macros(con, self.models_dir)
 
     def _run(self, query: str, params: Sequence[Any] | None, fetch: str) -> Any:
-        _check_read_only(query)
+        check_read_only(query)
         with self._reader() as con:
             try:
                 result = con.sql(query, params=params)
@@ -241,12 +241,12 @@ class Workspace:
         text = str(exc)
         missing = re.search(r"No files found that match the pattern \"(.*?)\"", text)
         if missing and missing.group(1).startswith(str(self.models_dir)):
-            return _ml_weights_missing(self.models_dir, Path(missing.group(1)))
-        if _ML_WEIGHTS in text:  # raised by the macro itself (an invalid name)
-            return HybridrecError(_one_line(text[text.index(_ML_WEIGHTS) :], 1))
+            return ml_weights_missing(self.models_dir, Path(missing.group(1)))
+        if ML_WEIGHTS_ERROR in text:  # raised by the macro itself (an invalid name)
+            return HybridrecError(one_line(text[text.index(ML_WEIGHTS_ERROR) :], 1))
         if isinstance(exc, duckdb.CatalogException):
-            return NotFoundError(f"SQL error: {_one_line(exc)}")
-        return HybridrecError(f"SQL error: {_one_line(exc)}")
+            return NotFoundError(f"SQL error: {one_line(exc)}")
+        return HybridrecError(f"SQL error: {one_line(exc)}")
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run one read-only ``SELECT`` (``?`` / ``$1`` parameters from ``params``).
@@ -315,7 +315,7 @@ class Workspace:
                 con = duckdb.connect(str(self.db_path))
             except duckdb.Error as exc:
                 raise HybridrecError(
-                    f"cannot open workspace {self.db_path} for writing: {_one_line(exc)}"
+                    f"cannot open workspace {self.db_path} for writing: {one_line(exc)}"
                 ) from None
             try:
                 self._define_macros(con)
@@ -330,7 +330,7 @@ class Workspace:
         :meth:`load` only, and a reload drops derived tables.
         """
         _check_name(name)
-        _check_read_only(query)
+        check_read_only(query)
         with self._writer() as con:
             try:
                 con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {query}').fetchall()
@@ -342,7 +342,7 @@ class Workspace:
     def sql_batches(self, query: str, rows_per_batch: int = 500_000) -> Iterator[pa.RecordBatch]:
         """Stream the result of a read-only ``query`` as Arrow record batches, never holding the
         whole result in memory (its own cursor, so other queries can run meanwhile)."""
-        _check_read_only(query)
+        check_read_only(query)
         with self._reader() as con:
             cursor = con.cursor()
         try:
@@ -359,12 +359,12 @@ class Workspace:
     def export_parquet(self, query: str, path: str | Path) -> int:
         """Stream the result of a read-only ``query`` to a Parquet file (DuckDB ``COPY``, never
         the whole result in memory), atomically; returns the row count."""
-        _check_read_only(query)
+        check_read_only(query)
         with atomic_file(path) as tmp, self._reader() as con:
             try:
                 # COPY answers with the number of rows written; fetching all of it leaves the
                 # shared connection free for the next query.
-                copied = con.execute(f"COPY ({query}) TO {_lit(str(tmp))} (FORMAT parquet)")
+                copied = con.execute(f"COPY ({query}) TO {sql_literal(str(tmp))} (FORMAT parquet)")
                 rows = copied.fetchall()
             except duckdb.IOException as exc:
                 raise HybridrecError(f"cannot write {path}: {str(exc).splitlines()[0]}") from None
@@ -423,12 +423,12 @@ def _reader_for(
     _release(db_path)
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"ATTACH {_lit(db_path)} AS ws (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(db_path)} AS ws (READ_ONLY)")
         con.execute("USE ws")
         define_macros(con)
     except duckdb.Error as exc:
         con.close()
-        raise HybridrecError(f"cannot open workspace {db_path}: {_one_line(exc)}") from None
+        raise HybridrecError(f"cannot open workspace {db_path}: {one_line(exc)}") from None
     _READERS[db_path] = (con, stamp)
     return con
 

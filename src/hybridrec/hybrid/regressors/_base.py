@@ -13,8 +13,8 @@ from hybridrec._errors import DataError, ModelError
 from hybridrec.artifacts import RETRAIN, read_npz
 
 REGRESSOR_KINDS = ("linear", "boosted", "dnn")
-_FORMAT = 1  # version of the files written by ``save``; bumped on incompatible changes
-_CHUNK_ROWS = 1 << 18  # rows per block when streaming over big arrays (≈ 128 MB at 60 float64)
+FILE_FORMAT = 1  # version of the files written by ``save``; bumped on incompatible changes
+CHUNK_ROWS = 1 << 18  # rows per block when streaming over big arrays (≈ 128 MB at 60 float64)
 
 
 @runtime_checkable
@@ -47,7 +47,7 @@ class Regressor(Protocol):
     def load(cls, directory: Path, meta: dict[str, Any]) -> Self: ...
 
 
-def _import(name: str) -> Any:
+def import_optional(name: str) -> Any:
     """Import an optional heavy dependency on first use, with an actionable error if missing.
 
     Typed ``Any`` on purpose: mypy would otherwise analyse all of torch on every run of
@@ -66,7 +66,7 @@ def _import(name: str) -> Any:
 # input checks
 
 
-def _as_matrix(
+def as_matrix(
     X: Any, name: str, n_features: int | None = None, *, allow_empty: bool = False
 ) -> np.ndarray:
     """``X`` as a 2-D float array (float32 stays float32, no copy when already fine)."""
@@ -88,7 +88,7 @@ def _as_matrix(
     return arr
 
 
-def _as_target(y: Any, name: str, n_rows: int) -> np.ndarray:
+def as_target(y: Any, name: str, n_rows: int) -> np.ndarray:
     try:
         arr = np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):
@@ -105,8 +105,8 @@ def _as_target(y: Any, name: str, n_rows: int) -> np.ndarray:
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
     """Raise on NaN/inf, scanning in blocks so a 20M-row matrix needs no full boolean copy."""
-    for start in range(0, arr.shape[0], _CHUNK_ROWS):
-        block = arr[start : start + _CHUNK_ROWS]
+    for start in range(0, arr.shape[0], CHUNK_ROWS):
+        block = arr[start : start + CHUNK_ROWS]
         ok = np.isfinite(block)
         if not ok.all():
             where = np.argwhere(~ok)[0]
@@ -116,16 +116,16 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
             raise DataError(f"{name} contains NaN or infinite values (first at {at})")
 
 
-def _validation(X_val: Any, y_val: Any, n_features: int) -> tuple[np.ndarray, np.ndarray] | None:
+def validation_set(X_val: Any, y_val: Any, n_features: int) -> tuple[np.ndarray, np.ndarray] | None:
     if X_val is None and y_val is None:
         return None
     if X_val is None or y_val is None:
         raise DataError("X_val and y_val must be given together")
-    Xv = _as_matrix(X_val, "X_val", n_features)
-    return Xv, _as_target(y_val, "y_val", Xv.shape[0])
+    Xv = as_matrix(X_val, "X_val", n_features)
+    return Xv, as_target(y_val, "y_val", Xv.shape[0])
 
 
-def _names(feature_names: Sequence[str], n_features: int) -> list[str]:
+def column_names(feature_names: Sequence[str], n_features: int) -> list[str]:
     names = [str(n) for n in feature_names]
     if not names:
         return [f"x{j}" for j in range(n_features)]
@@ -136,19 +136,19 @@ def _names(feature_names: Sequence[str], n_features: int) -> list[str]:
     return names
 
 
-def _check_meta(meta: dict[str, Any], kind: str, directory: Path) -> None:
+def check_meta(meta: dict[str, Any], kind: str, directory: Path) -> None:
     if not isinstance(meta, dict):
         raise ModelError(f"{directory}: the regressor's metadata is not a JSON object")
     if meta.get("kind") != kind:
         raise ModelError(f"{directory}: stored regressor is {meta.get('kind')!r}, not {kind!r}")
-    if meta.get("regressor_format") != _FORMAT:
+    if meta.get("regressor_format") != FILE_FORMAT:
         raise ModelError(
             f"{directory}: regressor format {meta.get('regressor_format')!r} is not supported "
-            f"(this hybridrec reads {_FORMAT})"
+            f"(this hybridrec reads {FILE_FORMAT})"
         )
 
 
-def _require_file(directory: Path, name: str) -> Path:
+def require_file(directory: Path, name: str) -> Path:
     path = Path(directory) / name
     if not path.is_file():
         raise ModelError(f"model at {directory} is incomplete: {name} is missing")
@@ -158,7 +158,7 @@ def _require_file(directory: Path, name: str) -> Path:
 _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
 
 
-def _meta_value(meta: dict[str, Any], key: str, directory: Path, expected: Any = object) -> Any:
+def meta_value(meta: dict[str, Any], key: str, directory: Path, expected: Any = object) -> Any:
     """``meta[key]`` (the regressor's entry of the model's ``meta.json``), of type ``expected``;
     a missing key or another type is a :class:`ModelError` naming the directory."""
     if key not in meta:
@@ -173,7 +173,7 @@ def _meta_value(meta: dict[str, Any], key: str, directory: Path, expected: Any =
     return value
 
 
-def _construct(cls: Any, params: dict[str, Any], directory: Path) -> Any:
+def construct(cls: Any, params: dict[str, Any], directory: Path) -> Any:
     """``cls(**params)`` with the stored parameters; unknown or invalid ones are a
     :class:`ModelError` naming the directory."""
     try:
@@ -184,7 +184,7 @@ def _construct(cls: Any, params: dict[str, Any], directory: Path) -> Any:
         ) from None
 
 
-def _array(arrays: dict[str, np.ndarray], key: str, file: Path, ndim: int | None) -> np.ndarray:
+def npz_array(arrays: dict[str, np.ndarray], key: str, file: Path, ndim: int | None) -> np.ndarray:
     """Numeric array ``key`` of a loaded ``.npz`` ``file``, with ``ndim`` dimensions."""
     if key not in arrays:
         raise ModelError(f"{file}: no array {key!r}; {RETRAIN}")
@@ -197,7 +197,7 @@ def _array(arrays: dict[str, np.ndarray], key: str, file: Path, ndim: int | None
     return arr
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+def load_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of ``path``, checked against the model's checksums first; a file NumPy
     cannot read is a :class:`ModelError` naming it."""
     return read_npz(path)

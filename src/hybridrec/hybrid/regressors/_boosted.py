@@ -15,16 +15,16 @@ from hybridrec._core.params import constructor_params
 from hybridrec._errors import ModelError
 from hybridrec.artifacts import RETRAIN, read_lightgbm
 from hybridrec.hybrid.regressors._base import (
-    _FORMAT,
-    _as_matrix,
-    _as_target,
-    _check_meta,
-    _construct,
-    _import,
-    _meta_value,
-    _names,
-    _require_file,
-    _validation,
+    FILE_FORMAT,
+    as_matrix,
+    as_target,
+    check_meta,
+    column_names,
+    construct,
+    import_optional,
+    meta_value,
+    require_file,
+    validation_set,
 )
 
 log = logging.getLogger(__name__)
@@ -103,11 +103,11 @@ class BoostedRegressor:
         y_val: np.ndarray | None = None,
         feature_names: Sequence[str] = (),
     ) -> Self:
-        lgb = _import("lightgbm")
-        X = _as_matrix(X, "X")
-        y = _as_target(y, "y", X.shape[0])
-        val = _validation(X_val, y_val, X.shape[1])
-        names = _names(feature_names, X.shape[1])
+        lgb = import_optional("lightgbm")
+        X = as_matrix(X, "X")
+        y = as_target(y, "y", X.shape[0])
+        val = validation_set(X_val, y_val, X.shape[1])
+        names = column_names(feature_names, X.shape[1])
         # LightGBM restricts feature names (no JSON characters); ours live next to the model.
         internal = [f"f{j}" for j in range(X.shape[1])]
         params = self._lgb_params()
@@ -154,7 +154,7 @@ class BoostedRegressor:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self._require_fitted()
-        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
+        X = as_matrix(X, "X", self.n_features_, allow_empty=True)
         if X.shape[0] == 0:
             return np.empty(0)
         pred = self.booster_.predict(X, num_iteration=self.best_iteration_, num_threads=self.n_jobs)
@@ -162,7 +162,7 @@ class BoostedRegressor:
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         self._require_fitted()
-        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
+        X = as_matrix(X, "X", self.n_features_, allow_empty=True)
         if X.shape[0] == 0:
             return np.empty((0, self.n_features_ + 1))
         contrib = self.booster_.predict(
@@ -186,7 +186,7 @@ class BoostedRegressor:
         )
         return {
             "kind": self.kind,
-            "regressor_format": _FORMAT,
+            "regressor_format": FILE_FORMAT,
             "params": self.get_params(),
             "feature_names": self.feature_names_,
             "best_iteration": self.best_iteration_,
@@ -196,19 +196,19 @@ class BoostedRegressor:
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Self:
-        _check_meta(meta, cls.kind, directory)
-        lgb = _import("lightgbm")
-        path = _require_file(directory, cls._FILE)
-        model = _construct(cls, _meta_value(meta, "params", directory, dict), directory)
+        check_meta(meta, cls.kind, directory)
+        lgb = import_optional("lightgbm")
+        path = require_file(directory, cls._FILE)
+        model = construct(cls, meta_value(meta, "params", directory, dict), directory)
         model.booster_ = read_lightgbm(path, lgb)
-        model.best_iteration_ = int(_meta_value(meta, "best_iteration", directory, int))
+        model.best_iteration_ = int(meta_value(meta, "best_iteration", directory, int))
         val_rmse = meta.get("val_rmse") or []
         if not isinstance(val_rmse, list) or not all(isinstance(v, (int, float)) for v in val_rmse):
             raise ModelError(
                 f"{directory}: the regressor's 'val_rmse' should be numbers; {RETRAIN}"
             )
         model.val_rmse_ = [float(v) for v in val_rmse]
-        model.feature_names_ = list(_meta_value(meta, "feature_names", directory, list))
+        model.feature_names_ = list(meta_value(meta, "feature_names", directory, list))
         model.n_features_ = len(model.feature_names_)
         if model.booster_.num_feature() != model.n_features_:
             raise ModelError(f"{path}: tree model and metadata disagree on the feature count")

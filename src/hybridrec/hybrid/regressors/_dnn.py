@@ -17,19 +17,19 @@ from hybridrec._core.params import constructor_params
 from hybridrec._errors import ModelError
 from hybridrec.artifacts import RETRAIN
 from hybridrec.hybrid.regressors._base import (
-    _CHUNK_ROWS,
-    _FORMAT,
-    _array,
-    _as_matrix,
-    _as_target,
-    _check_meta,
-    _construct,
-    _import,
-    _load_npz,
-    _meta_value,
-    _names,
-    _require_file,
-    _validation,
+    CHUNK_ROWS,
+    FILE_FORMAT,
+    as_matrix,
+    as_target,
+    check_meta,
+    column_names,
+    construct,
+    import_optional,
+    load_npz,
+    meta_value,
+    npz_array,
+    require_file,
+    validation_set,
 )
 
 log = logging.getLogger(__name__)
@@ -143,11 +143,11 @@ class DnnRegressor:
         feature_names: Sequence[str] = (),
     ) -> Self:
         self._check_params()
-        torch = _import("torch")
-        X = _as_matrix(X, "X")
-        y = _as_target(y, "y", X.shape[0])
-        val = _validation(X_val, y_val, X.shape[1])
-        names = _names(feature_names, X.shape[1])
+        torch = import_optional("torch")
+        X = as_matrix(X, "X")
+        y = as_target(y, "y", X.shape[0])
+        val = validation_set(X_val, y_val, X.shape[1])
+        names = column_names(feature_names, X.shape[1])
         n, d = X.shape
         self.__dict__.pop("params_", None)  # a failed refit must not leave a usable old model
 
@@ -241,8 +241,8 @@ class DnnRegressor:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self._require_fitted()
-        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
-        torch = _import("torch")
+        X = as_matrix(X, "X", self.n_features_, allow_empty=True)
+        torch = import_optional("torch")
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.n_jobs)
         try:
@@ -286,7 +286,7 @@ class DnnRegressor:
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-feature contributions by DeepLIFT-Rescale against the training mean (class doc)."""
         self._require_fitted()
-        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
+        X = as_matrix(X, "X", self.n_features_, allow_empty=True)
         return self._deeplift(X)
 
     def feature_importance(self) -> dict[str, float]:
@@ -309,7 +309,7 @@ class DnnRegressor:
         params["hidden"] = [int(h) for h in self.hidden]
         return {
             "kind": self.kind,
-            "regressor_format": _FORMAT,
+            "regressor_format": FILE_FORMAT,
             "params": params,
             "architecture": {
                 "n_features": self.n_features_,
@@ -327,32 +327,32 @@ class DnnRegressor:
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Self:
-        _check_meta(meta, cls.kind, directory)
-        torch = _import("torch")
-        file = _require_file(directory, cls._FILE)
-        arrays = _load_npz(file)
-        params = dict(_meta_value(meta, "params", directory, dict))
-        hidden = _meta_value(params, "hidden", directory, list)
+        check_meta(meta, cls.kind, directory)
+        torch = import_optional("torch")
+        file = require_file(directory, cls._FILE)
+        arrays = load_npz(file)
+        params = dict(meta_value(meta, "params", directory, dict))
+        hidden = meta_value(params, "hidden", directory, list)
         if not all(isinstance(h, int) and h > 0 for h in hidden):
             raise ModelError(
                 f"{directory}: the regressor's 'hidden' should be positive integers; {RETRAIN}"
             )
         params["hidden"] = tuple(hidden)
-        model = _construct(cls, params, directory)
-        arch = _meta_value(meta, "architecture", directory, dict)
-        count = int(_meta_value(arch, "n_params_arrays", directory, int))
-        arrays_k = [_array(arrays, f"param{k}", file, None) for k in range(count)]
+        model = construct(cls, params, directory)
+        arch = meta_value(meta, "architecture", directory, dict)
+        count = int(meta_value(arch, "n_params_arrays", directory, int))
+        arrays_k = [npz_array(arrays, f"param{k}", file, None) for k in range(count)]
         if count < 2 or arrays_k[0].ndim != 2:
             raise ModelError(f"{file}: malformed network weight arrays; {RETRAIN}")
         model.params_ = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays_k]
-        model.x_mean_ = _array(arrays, "x_mean", file, 1)
-        model.x_scale_ = _array(arrays, "x_scale", file, 1)
-        model.importance_ = _array(arrays, "importance", file, 1)
-        model.y_mean_ = float(_meta_value(meta, "y_mean", directory, (int, float)))
-        model.y_scale_ = float(_meta_value(meta, "y_scale", directory, (int, float)))
-        model.n_features_ = int(_meta_value(arch, "n_features", directory, int))
-        model.feature_names_ = list(_meta_value(meta, "feature_names", directory, list))
-        model.best_epoch_ = int(_meta_value(meta, "best_epoch", directory, int))
+        model.x_mean_ = npz_array(arrays, "x_mean", file, 1)
+        model.x_scale_ = npz_array(arrays, "x_scale", file, 1)
+        model.importance_ = npz_array(arrays, "importance", file, 1)
+        model.y_mean_ = float(meta_value(meta, "y_mean", directory, (int, float)))
+        model.y_scale_ = float(meta_value(meta, "y_scale", directory, (int, float)))
+        model.n_features_ = int(meta_value(arch, "n_features", directory, int))
+        model.feature_names_ = list(meta_value(meta, "feature_names", directory, list))
+        model.best_epoch_ = int(meta_value(meta, "best_epoch", directory, int))
         model.training_log_ = list(meta.get("training_log") or [])
         d = model.n_features_
         if not (
@@ -368,8 +368,8 @@ def _column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and (population) variances in float64, in blocks (no full float64 copy)."""
     n, d = X.shape
     count, mean, m2 = 0, np.zeros(d), np.zeros(d)
-    for start in range(0, n, _CHUNK_ROWS):
-        block = np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64)
+    for start in range(0, n, CHUNK_ROWS):
+        block = np.asarray(X[start : start + CHUNK_ROWS], dtype=np.float64)
         n_b = block.shape[0]
         mean_b = block.mean(axis=0)
         m2_b = ((block - mean_b) ** 2).sum(axis=0)

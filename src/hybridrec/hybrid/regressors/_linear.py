@@ -13,18 +13,18 @@ from hybridrec._core.params import constructor_params
 from hybridrec._errors import DataError, ModelError
 from hybridrec.artifacts import RETRAIN
 from hybridrec.hybrid.regressors._base import (
-    _CHUNK_ROWS,
-    _FORMAT,
-    _array,
-    _as_matrix,
-    _as_target,
-    _check_meta,
-    _construct,
-    _load_npz,
-    _meta_value,
-    _names,
-    _require_file,
-    _validation,
+    CHUNK_ROWS,
+    FILE_FORMAT,
+    as_matrix,
+    as_target,
+    check_meta,
+    column_names,
+    construct,
+    load_npz,
+    meta_value,
+    npz_array,
+    require_file,
+    validation_set,
 )
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,8 @@ class LinearRegressor:
         feature_names: Sequence[str] = (),
     ) -> Self:
         """Fit on arrays in memory. ``X_val``/``y_val`` are only checked (no early stopping)."""
-        X = _as_matrix(X, "X")
-        _validation(X_val, y_val, X.shape[1])
+        X = as_matrix(X, "X")
+        validation_set(X_val, y_val, X.shape[1])
         self._reset()
         self.partial_fit(X, y, feature_names=feature_names)
         return self.finalize()
@@ -93,17 +93,17 @@ class LinearRegressor:
     ) -> Self:
         """Add one batch to the normal equations. A bad batch leaves the state untouched."""
         n_features = None if self._mean is None else self._mean.shape[0] - 1
-        X = _as_matrix(X, "X", n_features)
-        y = _as_target(y, "y", X.shape[0])
+        X = as_matrix(X, "X", n_features)
+        y = as_target(y, "y", X.shape[0])
         d = X.shape[1]
-        names = _names(feature_names, d) if feature_names else None
+        names = column_names(feature_names, d) if feature_names else None
         if names is not None and self._feature_names not in (None, names):
             raise DataError("feature names differ from those of the earlier batches")
         n, mean, comoment = self._n, self._mean, self._comoment
-        for start in range(0, X.shape[0], _CHUNK_ROWS):
-            block = np.empty((min(_CHUNK_ROWS, X.shape[0] - start), d + 1), dtype=np.float64)
-            block[:, :d] = X[start : start + _CHUNK_ROWS]
-            block[:, d] = y[start : start + _CHUNK_ROWS]
+        for start in range(0, X.shape[0], CHUNK_ROWS):
+            block = np.empty((min(CHUNK_ROWS, X.shape[0] - start), d + 1), dtype=np.float64)
+            block[:, :d] = X[start : start + CHUNK_ROWS]
+            block[:, d] = y[start : start + CHUNK_ROWS]
             n_b = block.shape[0]
             mean_b = block.mean(axis=0)
             block -= mean_b
@@ -139,7 +139,7 @@ class LinearRegressor:
         model._n = int(n)
         model._mean = np.asarray(mean, dtype=np.float64)
         model._comoment = np.asarray(comoment, dtype=np.float64)
-        model._feature_names = _names(feature_names, d) if feature_names else None
+        model._feature_names = column_names(feature_names, d) if feature_names else None
         return model.finalize()
 
     def finalize(self) -> Self:
@@ -174,7 +174,7 @@ class LinearRegressor:
         self.y_mean_: float = float(self._mean[d])
         self.n_samples_: int = int(self._n)
         self.n_features_: int = d
-        self.feature_names_: list[str] = list(self._feature_names or _names((), d))
+        self.feature_names_: list[str] = list(self._feature_names or column_names((), d))
         log.debug("linear regressor: n=%d, d=%d, l2_reg=%g", self._n, d, self.l2_reg)
         return self
 
@@ -206,7 +206,7 @@ class LinearRegressor:
         model.y_mean_ = float(y_mean)
         model.n_samples_ = int(n_samples)
         model.n_features_ = d
-        model.feature_names_ = _names(feature_names, d)
+        model.feature_names_ = column_names(feature_names, d)
         return model
 
     def _require_fitted(self) -> None:
@@ -216,16 +216,16 @@ class LinearRegressor:
     # -- using
     def predict(self, X: np.ndarray) -> np.ndarray:
         self._require_fitted()
-        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
+        X = as_matrix(X, "X", self.n_features_, allow_empty=True)
         out = np.empty(X.shape[0])
-        for start in range(0, X.shape[0], _CHUNK_ROWS):  # float64 maths, one block at a time
-            block = np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64)
-            out[start : start + _CHUNK_ROWS] = block @ self.coef_
+        for start in range(0, X.shape[0], CHUNK_ROWS):  # float64 maths, one block at a time
+            block = np.asarray(X[start : start + CHUNK_ROWS], dtype=np.float64)
+            out[start : start + CHUNK_ROWS] = block @ self.coef_
         return out + self.intercept_
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         self._require_fitted()
-        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
+        X = as_matrix(X, "X", self.n_features_, allow_empty=True)
         out = np.empty((X.shape[0], self.n_features_ + 1))
         np.subtract(X, self.mean_, out=out[:, :-1])
         out[:, :-1] *= self.coef_
@@ -252,7 +252,7 @@ class LinearRegressor:
         )
         return {
             "kind": self.kind,
-            "regressor_format": _FORMAT,
+            "regressor_format": FILE_FORMAT,
             "params": self.get_params(),
             "feature_names": self.feature_names_,
             "n_samples": self.n_samples_,
@@ -261,18 +261,18 @@ class LinearRegressor:
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Self:
-        _check_meta(meta, cls.kind, directory)
-        file = _require_file(directory, cls._FILE)
-        arrays = _load_npz(file)
-        model = _construct(cls, _meta_value(meta, "params", directory, dict), directory)
-        model.coef_ = _array(arrays, "coef", file, 1)
-        model.mean_ = _array(arrays, "mean", file, 1)
-        model.scale_ = _array(arrays, "scale", file, 1)
-        model.intercept_ = float(_array(arrays, "intercept", file, 0))
-        model.y_mean_ = float(_array(arrays, "y_mean", file, 0))
-        model.n_samples_ = int(_meta_value(meta, "n_samples", directory, (int, float)))
+        check_meta(meta, cls.kind, directory)
+        file = require_file(directory, cls._FILE)
+        arrays = load_npz(file)
+        model = construct(cls, meta_value(meta, "params", directory, dict), directory)
+        model.coef_ = npz_array(arrays, "coef", file, 1)
+        model.mean_ = npz_array(arrays, "mean", file, 1)
+        model.scale_ = npz_array(arrays, "scale", file, 1)
+        model.intercept_ = float(npz_array(arrays, "intercept", file, 0))
+        model.y_mean_ = float(npz_array(arrays, "y_mean", file, 0))
+        model.n_samples_ = int(meta_value(meta, "n_samples", directory, (int, float)))
         model.n_features_ = int(model.coef_.shape[0])
-        model.feature_names_ = list(_meta_value(meta, "feature_names", directory, list))
+        model.feature_names_ = list(meta_value(meta, "feature_names", directory, list))
         d = model.n_features_
         if not model.mean_.size == model.scale_.size == len(model.feature_names_) == d:
             raise ModelError(

@@ -13,15 +13,15 @@ from hybridrec._core.params import constructor_params
 from hybridrec._errors import DataError, ModelError
 from hybridrec.artifacts import RETRAIN
 from hybridrec.hybrid.regressors._base import (
-    _CHUNK_ROWS,
-    _FORMAT,
-    _array,
-    _as_matrix,
-    _check_meta,
-    _load_npz,
-    _meta_value,
-    _names,
-    _require_file,
+    CHUNK_ROWS,
+    FILE_FORMAT,
+    as_matrix,
+    check_meta,
+    column_names,
+    load_npz,
+    meta_value,
+    npz_array,
+    require_file,
 )
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class TreeEnsembleRegressor:
         model.weights_ = np.asarray(weights, dtype=np.float64)
         model.importance_ = np.asarray(importance, dtype=np.float64)
         model.n_features_ = int(model.importance_.shape[0])
-        model.feature_names_ = _names(feature_names, model.n_features_)
+        model.feature_names_ = column_names(feature_names, model.n_features_)
         n_nodes = model.feature_.shape[0]
         if model.offsets_.shape != (model.weights_.shape[0] + 1,) or model.offsets_[-1] != n_nodes:
             raise ModelError("tree ensemble: offsets and weights do not match the node table")
@@ -137,16 +137,16 @@ class TreeEnsembleRegressor:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self._require_fitted()
-        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
+        X = as_matrix(X, "X", self.n_features_, allow_empty=True)
         out = np.empty(X.shape[0])
-        for start in range(0, X.shape[0], _CHUNK_ROWS):
-            block = np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64)
-            out[start : start + _CHUNK_ROWS] = self._walk(block, None)
+        for start in range(0, X.shape[0], CHUNK_ROWS):
+            block = np.asarray(X[start : start + CHUNK_ROWS], dtype=np.float64)
+            out[start : start + CHUNK_ROWS] = self._walk(block, None)
         return out
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         self._require_fitted()
-        X = _as_matrix(X, "X", self.n_features_, allow_empty=True)
+        X = as_matrix(X, "X", self.n_features_, allow_empty=True)
         out = np.zeros((X.shape[0], self.n_features_ + 1))
         self._walk(np.asarray(X, dtype=np.float64), out)
         return out
@@ -172,7 +172,7 @@ class TreeEnsembleRegressor:
         )
         return {
             "kind": self.kind,
-            "regressor_format": _FORMAT,
+            "regressor_format": FILE_FORMAT,
             "params": self.get_params(),
             "feature_names": self.feature_names_,
             "n_trees": int(self.weights_.shape[0]),
@@ -181,13 +181,13 @@ class TreeEnsembleRegressor:
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Self:
-        _check_meta(meta, cls.kind, directory)
-        file = _require_file(directory, cls._FILE)
-        arrays = _load_npz(file)
+        check_meta(meta, cls.kind, directory)
+        file = require_file(directory, cls._FILE)
+        arrays = load_npz(file)
         names = ("feature", "threshold", "left", "right", "value", "offsets", "weights")
-        tables = {name: _array(arrays, name, file, 1) for name in (*names, "importance")}
-        feature_names = list(_meta_value(meta, "feature_names", directory, list))
-        source = str(_meta_value(meta, "params", directory, dict).get("source", ""))
+        tables = {name: npz_array(arrays, name, file, 1) for name in (*names, "importance")}
+        feature_names = list(meta_value(meta, "feature_names", directory, list))
+        source = str(meta_value(meta, "params", directory, dict).get("source", ""))
         try:
             return cls.from_arrays(**tables, feature_names=feature_names, source=source)
         except (DataError, ModelError) as exc:  # from_arrays' checks do not know the file
