@@ -5,6 +5,7 @@ from hybridrec.hybrid._dataset import ENCODINGS, hybrid_dataset_sql
 from hybridrec.hybrid._features import AttributeEncoder, RatingStats, has_attributes
 from hybridrec.hybrid._model import HybridRecommender
 from hybridrec.hybrid._notebook import notebook_linear
+from hybridrec.hybrid._reuse import reusable_mf
 from hybridrec.hybrid._stacking import BaseFeatures
 from hybridrec.hybrid.regressors import (
     REGRESSOR_KINDS,
@@ -17,8 +18,6 @@ from hybridrec.hybrid.regressors import (
     make_regressor,
     search_space,
 )
-from hybridrec.hybrid._reuse import reusable_mf
-from hybridrec.hybrid._stacking import BaseFeatures
 
 __all__ = [
     "ENCODINGS",
