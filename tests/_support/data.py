@@ -192,3 +192,18 @@ def taste_driven_ratings(n_users: int, n_items: int, per_user: int, seed: int): 
         stars = np.clip(np.round(2 * (3.2 + 0.6 * affinity[chosen] + noise)) / 2, 0.5, 5)
         frames.append(pd.DataFrame({"userId": u + 1, "movieId": chosen + 1, "rating": stars}))
     return pd.concat(frames, ignore_index=True)
+
+
+def random_ratings(n: int = 40, seed: int = 0):  # type: ignore[no-untyped-def]
+    """``n`` random half-star ratings of 8 users on 12 movies (duplicates possible)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "userId": rng.integers(1, 9, n),
+            "movieId": rng.integers(1, 13, n),
+            "rating": rng.integers(1, 11, n) / 2,
+        }
+    )

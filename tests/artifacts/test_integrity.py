@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _cli import error_line, run
-from test_cli import trained  # noqa: F401  (the workspace fixture, model "m")
+from _support.cli import error_line, run
 
 from hybridrec import ModelError
 from hybridrec.hybrid import LinearRegressor
@@ -30,7 +29,7 @@ CHECKSUM = "checksum mismatch: the file is corrupt or was edited; retrain the mo
 
 
 @pytest.fixture(scope="module")
-def ws(trained: Path) -> Path:  # noqa: F811
+def ws(trained: Path) -> Path:
     """``trained`` (MF ``m``, 4 factors) plus a linear hybrid ``hl``, a boosted hybrid ``hb``
     and a ranking model ``rk``, trained small and fast through the Python API."""
     from hybridrec.hybrid import HybridRecommender

@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from _cli import run
+from _support.cli import run
 from click.testing import CliRunner
 
 from hybridrec.cli import main
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A workspace with synthetic data and one trained model named ``m``."""
-    root = tmp_path_factory.mktemp("cli")
-    ws = root / "ws"
-    data = root / "synth"
-    code, out, err = run(
-        ws, "synth", "--out", str(data), "--users", "150", "--items", "80", "--ratings", "6000"
-    )
-    assert code == 0, err
-    code, out, err = run(ws, "load", str(data), "--format", "json")
-    assert code == 0, err
-    summary = json.loads(out)
-    assert summary["n_ratings"] == 6000
-    code, out, err = run(ws, "train", "mf", "--name", "m", "--num-factors", "4", "--format", "json")
-    assert code == 0, err
-    log = json.loads(out)
-    assert log[0]["iteration"] == 0 and {"loss", "eval_loss", "duration_ms"} <= set(log[0])
-    return ws
 
 
 def test_info_and_models_list(trained):

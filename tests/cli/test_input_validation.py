@@ -1,4 +1,4 @@
-"""Bad input is one line naming the problem and exit code 2, never a traceback or a bad model.
+"""Bad CLI input is one line naming the problem and exit code 2, never a traceback or a bad model.
 
 Hyper-parameters (NaN, inf, out of range), workspaces too small to split, ratings files
 (``train mf --ratings``, ``evaluate --data``, ``recommend --ratings`` fold-in) checked like
@@ -11,38 +11,23 @@ import gzip
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _cli import error_line, run
+from _support.cli import error_line, run
+from _support.data import random_ratings
 from click.testing import CliRunner
-from test_cli import trained  # noqa: F401  (the workspace fixture, model "m")
 
 from hybridrec import DataError, ModelError
 from hybridrec.cli import main
-from hybridrec.hybrid import HybridRecommender
-from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
-from hybridrec.mf import _memory as mf_memory
-from hybridrec.ranking import RankingRecommender
+from hybridrec.mf import MatrixFactorization
 
 NAN, INF = float("nan"), float("inf")
 
 
-def frame(n: int = 40, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "userId": rng.integers(1, 9, n),
-            "movieId": rng.integers(1, 13, n),
-            "rating": rng.integers(1, 11, n) / 2,
-        }
-    )
-
-
 @pytest.fixture(scope="module")
-def files(trained: Path, tmp_path_factory) -> dict[str, Path]:  # noqa: F811
+def files(trained: Path, tmp_path_factory) -> dict[str, Path]:
     """Ratings files: the first 50 lines of the synthetic ratings.csv with one bad row
     inserted at file line 31 (``bad_<name>.csv``), Parquet files and new-user files."""
     root = tmp_path_factory.mktemp("files")
@@ -116,75 +101,28 @@ def models_of(ws: Path) -> set[str]:
         (["--seed", "-1"], "seed"),
     ],
 )
-def test_train_mf_rejects_non_finite_and_huge_parameters(trained, args, parameter):  # noqa: F811
+def test_train_mf_rejects_non_finite_and_huge_parameters(trained, args, parameter):
     before = models_of(trained)
     line = error_line(*run(trained, "train", "mf", "--name", "x", *args)[::2])
     assert f"error: {parameter} must be" in line
     assert models_of(trained) == before, "nothing saved"
 
 
-def test_num_factors_bound_explains_the_limit(trained):  # noqa: F811
+def test_num_factors_bound_explains_the_limit(trained):
     line = error_line(*run(trained, "train", "mf", "--name", "x", "--num-factors", "100000")[::2])
     assert "at most 1024" in line and "memory" in line
 
 
-def test_train_hybrid_cold_fraction_nan(trained):  # noqa: F811
+def test_train_hybrid_cold_fraction_nan(trained):
     args = ("--name", "hx", "--mf", "m", "--kind", "linear", "--cold-fraction", "nan")
     line = error_line(*run(trained, "train", "hybrid", *args)[::2])
     assert "cold_fraction must be a finite number" in line
 
 
 @pytest.mark.parametrize(("option", "value"), [("--timeout", "nan"), ("--timeout", "inf")])
-def test_serve_non_finite_seconds_name_the_option(trained, option, value):  # noqa: F811
+def test_serve_non_finite_seconds_name_the_option(trained, option, value):
     line = error_line(*run(trained, "serve", "m", option, value)[::2])
     assert f"'{option}'" in line and "not a finite number" in line
-
-
-@pytest.mark.parametrize(
-    ("model", "parameter"),
-    [
-        (MatrixFactorization(l2_reg=NAN), "l2_reg"),
-        (MatrixFactorization(l2_reg=INF), "l2_reg"),
-        (MatrixFactorization(l2_reg_item=NAN), "l2_reg_item"),
-        (MatrixFactorization(l2_reg_bias=NAN), "l2_reg_bias"),
-        (MatrixFactorization(reg_exponent=INF), "reg_exponent"),
-        (MatrixFactorization(min_rel_progress=NAN), "min_rel_progress"),
-        (MatrixFactorization(eval_fraction=NAN), "eval_fraction"),
-        (MatrixFactorization(init_scale=NAN), "init_scale"),
-        (MatrixFactorization(num_factors=True), "num_factors"),
-        (MatrixFactorization(num_factors=5000), "num_factors"),
-        (MatrixFactorization(max_iterations=2.5), "max_iterations"),  # type: ignore[arg-type]
-        (ImplicitMatrixFactorization(wals_alpha=NAN), "wals_alpha"),
-        (ImplicitMatrixFactorization(l2_reg=-INF), "l2_reg"),
-    ],
-)
-def test_python_api_names_the_bad_parameter(model, parameter):
-    with pytest.raises(ValueError, match=rf"^{parameter} must be"):
-        model.fit(frame())
-
-
-@pytest.mark.parametrize(
-    ("model", "parameter"),
-    [
-        (HybridRecommender("linear", cold_fraction=NAN), "cold_fraction"),
-        (HybridRecommender("linear", validation_fraction=0.0), "validation_fraction"),
-        (HybridRecommender("linear", eval_fraction=INF), "eval_fraction"),
-        (RankingRecommender(validation_fraction=NAN), "validation_fraction"),
-        (RankingRecommender(relevance_threshold=INF), "relevance_threshold"),
-        (RankingRecommender(mf_params={"l2_reg": NAN}), "l2_reg"),
-    ],
-)
-def test_hybrid_and_ranking_parameters(model, parameter):
-    with pytest.raises(ValueError, match=rf"^{parameter} must be"):
-        model.fit(frame())
-
-
-def test_memory_estimate_refuses_before_allocating(monkeypatch):
-    monkeypatch.setattr(mf_memory, "available_memory", lambda: 1024)
-    with pytest.raises(
-        DataError, match=r"num_factors=8 on 8 users .* MiB of memory .* lower num_factors"
-    ):
-        MatrixFactorization(num_factors=8).fit(frame())
 
 
 # ---------------------------------------------------------------------- 2. + 8. tiny data
@@ -204,13 +142,6 @@ def test_one_rating_workspace(tmp_path):
     assert "no hold-out" in line and "--data FILE" in line
 
 
-def test_perfect_fit_stops_instead_of_dividing_by_zero():
-    ratings = pd.DataFrame({"userId": [1, 2], "movieId": [1, 1], "rating": [4.0, 4.0]})
-    model = MatrixFactorization(num_factors=2, eval_fraction=0.0).fit(ratings)
-    assert model.training_log_[-1]["loss"] == pytest.approx(0.0, abs=1e-6)
-    assert len(model.training_log_) < model.max_iterations
-
-
 def test_twenty_rating_workspace_names_the_validation_split(tmp_path):
     ws = workspace_of(tmp_path, 5, 8, 20)
     code, _, err = run(ws, "train", "mf", "--name", "m", "--num-factors", "2")
@@ -223,23 +154,15 @@ def test_twenty_rating_workspace_names_the_validation_split(tmp_path):
     assert "too few ratings" in line and "X_val" not in line
 
 
-def test_evaluate_without_hold_out_suggests_data(trained):  # noqa: F811
+def test_evaluate_without_hold_out_suggests_data(trained):
     args = ("--name", "x1", "--num-factors", "2", "--max-iterations", "2", "--eval-fraction", "0")
     code, _, err = run(trained, "train", "mf", *args)
     assert code == 0, err
     line = error_line(*run(trained, "evaluate", "x1")[::2])
     assert "no hold-out" in line and "eval_fraction=0" in line and "--data FILE" in line
-    model = MatrixFactorization(num_factors=2, eval_fraction=0.0).fit(frame())
+    model = MatrixFactorization(num_factors=2, eval_fraction=0.0).fit(random_ratings())
     with pytest.raises(ModelError, match="no hold-out"):
         model.evaluate()
-
-
-def test_too_few_ratings_in_the_python_api():
-    tiny = frame(1)
-    with pytest.raises(DataError, match="validation split"):
-        HybridRecommender("linear", eval_fraction=0.0).fit(tiny)
-    with pytest.raises(DataError, match="validation split"):
-        RankingRecommender(eval_fraction=0.0).fit(tiny)
 
 
 # ---------------------------------------------------------------------- 4.-6. ratings files
@@ -256,7 +179,7 @@ def test_too_few_ratings_in_the_python_api():
         ("no_user", "line 31: missing userId"),
     ],
 )
-def test_ratings_files_name_file_and_line(trained, files, name, message):  # noqa: F811
+def test_ratings_files_name_file_and_line(trained, files, name, message):
     before = models_of(trained)
     path = files[name]
     line = error_line(*run(trained, "train", "mf", "--name", "bad", "--ratings", str(path))[::2])
@@ -266,7 +189,7 @@ def test_ratings_files_name_file_and_line(trained, files, name, message):  # noq
     assert line == f"error: {path}: {message}"
 
 
-def test_csv_lines_count_blank_lines_crlf_and_compressed_files(trained, tmp_path):  # noqa: F811
+def test_csv_lines_count_blank_lines_crlf_and_compressed_files(trained, tmp_path):
     text = b"userId,movieId,rating\r\n1,2,3\r\n\r\n1,3,x\r\n"
     plain, packed = tmp_path / "r.csv", tmp_path / "r.csv.gz"
     plain.write_bytes(text)
@@ -276,7 +199,7 @@ def test_csv_lines_count_blank_lines_crlf_and_compressed_files(trained, tmp_path
         assert line == f"error: {path}: line 4: column rating: 'x' is not a number"
 
 
-def test_load_and_train_share_the_rating_check(trained, files, tmp_path):  # noqa: F811
+def test_load_and_train_share_the_rating_check(trained, files, tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     shutil.copy(trained.parent / "synth" / "movies.csv", source / "movies.csv")
@@ -288,7 +211,7 @@ def test_load_and_train_share_the_rating_check(trained, files, tmp_path):  # noq
     assert train_line.endswith("ratings.csv: line 31: rating -3.0 is outside 0-10")
 
 
-def test_parquet_errors_name_file_and_row(trained, files):  # noqa: F811
+def test_parquet_errors_name_file_and_row(trained, files):
     path = files["nan_parquet"]
     line = error_line(*run(trained, "evaluate", "m", "--data", str(path))[::2])
     assert line == f"error: {path}: row 30: missing rating"
@@ -299,21 +222,6 @@ def test_parquet_errors_name_file_and_row(trained, files):  # noqa: F811
     ):
         line = error_line(*run(trained, *args)[::2])
         assert f"{path}: row 1: column userId holds a list ([" in line
-
-
-def test_python_api_ratings_checks():
-    bad = frame()
-    bad["userId"] = [[u] for u in bad["userId"]]
-    with pytest.raises(DataError, match=r"^row 0: column userId holds a list \(\[\d\]\)"):
-        MatrixFactorization(num_factors=2).fit(bad)
-    huge = frame()
-    huge.loc[7, "rating"] = 1e308
-    with pytest.raises(DataError, match=r"^row 7: rating 1e\+308 is not a finite number"):
-        MatrixFactorization(num_factors=2).fit(huge)
-    text = frame().astype({"rating": object})
-    text.loc[3, "rating"] = "abc"
-    with pytest.raises(DataError, match=r"^row 3: column rating: 'abc' is not a number"):
-        MatrixFactorization(num_factors=2).fit(text)
 
 
 # ---------------------------------------------------------------------- 7. fold-in files
@@ -327,13 +235,13 @@ def test_python_api_ratings_checks():
         ("new_twice", "line 4: movieId 1 is rated twice (first at line 2): give each item once"),
     ],
 )
-def test_fold_in_file_errors(trained, files, name, message):  # noqa: F811
+def test_fold_in_file_errors(trained, files, name, message):
     path = files[name]
     line = error_line(*run(trained, "recommend", "m", "--ratings", str(path))[::2])
     assert line == f"error: {path}: {message}"
 
 
-def test_fold_in_unknown_movies_are_ignored_with_a_note(trained, files):  # noqa: F811
+def test_fold_in_unknown_movies_are_ignored_with_a_note(trained, files):
     path = files["new_ok"]
     args = ["--workspace", str(trained), "recommend", "m", "--ratings", str(path), "-n", "3"]
     result = CliRunner().invoke(main, [*args, "--format", "csv"])
@@ -341,7 +249,7 @@ def test_fold_in_unknown_movies_are_ignored_with_a_note(trained, files):  # noqa
     assert len(result.stdout.strip().splitlines()) == 4
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "999999" in notes[0] and "ignores 1 movieId" in notes[0]
-    model = MatrixFactorization(num_factors=2).fit(frame())
+    model = MatrixFactorization(num_factors=2).fit(random_ratings())
     ratings = pd.DataFrame({"movieId": [1, 999999], "rating": [5.0, 3.0]})
     assert model.ignored_items(ratings).tolist() == [999999]
     assert model.ignored_items({1: 4.0}).size == 0
@@ -349,23 +257,3 @@ def test_fold_in_unknown_movies_are_ignored_with_a_note(trained, files):  # noqa
         model.fold_in(pd.DataFrame({"movieId": [1, 1], "rating": [5.0, 3.0]}))
     with pytest.raises(DataError, match="movieId 3 is nan: ratings must be finite numbers"):
         model.fold_in({3: NAN})
-
-
-@pytest.mark.parametrize(
-    ("params", "parameter"),
-    [
-        ({"l2_reg": float("nan")}, "l2_reg"),
-        ({"l2_reg_bias": float("inf")}, "l2_reg_bias"),
-        ({"num_factors": 5000}, "num_factors"),
-        ({"eval_fraction": float("nan")}, "eval_fraction"),
-    ],
-)
-def test_spark_engine_parameters_are_checked_like_the_local_ones(params, parameter):
-    pytest.importorskip("pyspark")
-    from hybridrec.spark import SparkHybridRecommender, SparkMatrixFactorization
-
-    with pytest.raises(ValueError, match=f"^{parameter} must be"):
-        SparkMatrixFactorization(**params)._check_params()
-    if parameter == "eval_fraction":
-        with pytest.raises(ValueError, match=r"^eval_fraction must be"):
-            SparkHybridRecommender("linear", **params)._check_params()

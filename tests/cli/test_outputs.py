@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _cli import error_line, run
+from _support.cli import error_line, run
 
 from hybridrec._core.files import atomic_file
 from hybridrec._errors import HybridrecError

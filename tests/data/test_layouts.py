@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from _fixtures import WRITERS, write_ml1m, write_ml20m, write_recbole, zip_folder
+from _support.data import WRITERS, write_ml1m, write_ml20m, write_recbole, zip_folder
 
 from hybridrec import DataError, NotFoundError
 from hybridrec.data._layouts import detect_layout, open_layout

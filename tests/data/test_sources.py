@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _fixtures import write_ml1m, write_recbole, zip_folder
+from _support.data import write_ml1m, write_recbole, zip_folder
 
 from hybridrec import DataError, NotFoundError
 from hybridrec.data import _sources

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _cli import error_line, run
-from _fixtures import GENRES_100K
+from _support.cli import error_line, run
+from _support.data import GENRES_100K
 
 from hybridrec import DataError, HybridrecError, ModelError
 from hybridrec.hybrid import HybridRecommender, LinearRegressor, hybrid_dataset_sql

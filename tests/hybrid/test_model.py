@@ -1,4 +1,4 @@
-"""Hybrid model: features, leak-free stacking, cold start, explain, persistence, SQL dataset."""
+"""Hybrid model: features, leak-free stacking, cold start, explain, persistence."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridrec.hybrid import HybridRecommender, hybrid_dataset_sql
+from hybridrec.hybrid import HybridRecommender
 from hybridrec.hybrid._compare import compare_models, split_scenario
-from hybridrec.hybrid._stacking import _ridge_path
 from hybridrec.mf import MatrixFactorization
 
 FAST_BOOSTED = {"n_estimators": 60, "learning_rate": 0.1, "early_stopping_rounds": 10}
@@ -195,30 +194,6 @@ def test_compare_table(data):
     assert cold_users.loc["hybrid linear", "rmse"] < cold_users.loc["MF", "rmse"]
 
 
-def test_hybrid_dataset_sql_expands_any_width(workspace, tmp_path):
-    ratings = workspace.ratings()
-    mf = MatrixFactorization(num_factors=3, max_iterations=2, eval_fraction=0).fit(ratings)
-    mf.save(workspace.models_dir / "m3")
-    genres = workspace.sql("SELECT DISTINCT unnest(genres) AS g FROM movies ORDER BY g")[
-        "g"
-    ].tolist()
-    multi = workspace.sql(hybrid_dataset_sql("m3", 3, genres, []))
-    assert len(multi) == len(ratings)
-    for col in ("u1", "u2", "u3", "p1", "p3", "loyalty", "postcode", "rating", "genre_Comedy"):
-        assert col in multi.columns
-    assert "u4" not in multi.columns
-    rows = workspace.sql(hybrid_dataset_sql("m3", 3, genres, [], encoding="rows"))
-    movies = workspace.movies().set_index("movieId")
-    expected = sum(len(movies.loc[m, "genres"]) for m in ratings["movieId"])
-    assert len(rows) == expected and "g" in rows.columns
-    w = mf.weights(users=[int(ratings["userId"].iloc[0])])
-    first = multi[multi["userId"] == ratings["userId"].iloc[0]].iloc[0]
-    assert first["u2"] == pytest.approx(w["factor_weights"].iloc[0][1]["weight"], rel=1e-6)
-    out = tmp_path / "hd.parquet"
-    assert workspace.export_parquet(hybrid_dataset_sql("m3", 3, genres, []), out) == len(ratings)
-    assert pd.read_parquet(out).shape == multi.shape
-
-
 def test_missing_attribute_values_and_unseen_categories_fall_back(data):
     """Nulls in attribute columns become the training mean (numbers) or no category (text);
     a category never seen in training encodes as all zeros."""
@@ -385,20 +360,3 @@ def test_ranking_metrics_sample_users_when_there_are_too_many_pairs(linear, monk
     sampled = linear.evaluate()
     assert sampled["rmse"] == full["rmse"]  # regression metrics use every held-out rating
     assert 0 <= sampled["precision@10"] <= 1 and sampled["precision@10"] != full["precision@10"]
-
-
-def test_ridge_path_matches_one_direct_solve_per_penalty_pair():
-    # the new-user model's cross-validation solves every penalty pair through one
-    # eigendecomposition of the crossed block; it must equal the plain ridge solutions
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((400, 12))
-    x[:, -1] = 1.0  # an unpenalised intercept column
-    gram, rhs = x.T @ x, x.T @ rng.standard_normal(400)
-    main = np.r_[np.zeros(2), np.ones(3), np.zeros(7)]
-    crossed = np.r_[np.zeros(5), np.ones(6), 0.0]
-    fixed = np.r_[np.full(2, 1e-4), np.zeros(10)]
-    pairs = [(1e-3, 10.0), (1.0, 1e-3), (100.0, 1.0)]
-    solutions = _ridge_path(gram, rhs, 400.0, pairs, main, crossed, fixed)
-    for (a, b), w in zip(pairs, solutions, strict=True):
-        penalty = np.diag(400.0 * (a * main + b * crossed + fixed))
-        np.testing.assert_allclose(w, np.linalg.solve(gram + penalty, rhs), rtol=1e-9, atol=1e-12)

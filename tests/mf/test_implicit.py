@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _fixtures import taste_driven_ratings
+from _support.data import taste_driven_ratings
 
 from hybridrec._core.sparse import Csr as _Csr
 from hybridrec.data import SynthConfig, generate

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _fixtures import taste_driven_ratings
+from _support.data import taste_driven_ratings
 
 from hybridrec.mf import MatrixFactorization
 from hybridrec.ranking import RankingRecommender

@@ -1,18 +1,14 @@
-"""The workspace: loading every layout, validation, atomicity, read-only SQL, ML.WEIGHTS."""
+"""Loading every layout into a workspace: schema, parsing, validation, atomicity."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from _fixtures import (
+from _support.data import (
     MOVIES,
     RATINGS,
     USERS,
@@ -25,7 +21,7 @@ from _fixtures import (
     zip_folder,
 )
 
-from hybridrec import DataError, HybridrecError, NotFoundError
+from hybridrec import DataError, NotFoundError
 from hybridrec.workspace import LoadSummary, Workspace
 
 
@@ -40,10 +36,6 @@ def _error(tmp_path: Path, writer: Callable[..., Path], **kwargs: str) -> str:
     msg = str(err.value)
     assert "\n" not in msg
     return msg
-
-
-# ------------------------------------------------------------------------------------------------
-# every layout gives the same tables
 
 
 @pytest.mark.parametrize("layout", sorted(WRITERS))
@@ -159,10 +151,6 @@ def test_genre_and_year_parsing_edge_cases(tmp_path: Path) -> None:
     assert list(m.loc[3, "genres"]) == [] and list(m.loc[4, "genres"]) == []
 
 
-# ------------------------------------------------------------------------------------------------
-# duplicates
-
-
 def test_duplicates_keep_latest_timestamp_then_last_line(tmp_path: Path) -> None:
     ratings = (
         "userId,movieId,rating,timestamp\n"
@@ -177,10 +165,6 @@ def test_duplicates_keep_latest_timestamp_then_last_line(tmp_path: Path) -> None
     assert (summary.n_ratings, summary.n_duplicates_dropped) == (3, 3)
     got = Workspace(tmp_path / "ws").sql("SELECT userId, rating FROM ratings ORDER BY userId")
     assert got["rating"].tolist() == [2.0, 4.5, 5.0]
-
-
-# ------------------------------------------------------------------------------------------------
-# bad input: one-line DataError naming the file and the line
 
 
 def test_non_numeric_rating(tmp_path: Path) -> None:
@@ -274,10 +258,6 @@ def test_corrupt_zip(tmp_path: Path) -> None:
         Workspace(tmp_path / "ws").load(bad)
 
 
-# ------------------------------------------------------------------------------------------------
-# atomicity
-
-
 def test_failed_load_leaves_the_workspace_as_it_was(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     ws.load(write_ml20m(tmp_path / "good"))
@@ -308,210 +288,3 @@ def test_reload_replaces_everything(tmp_path: Path) -> None:
     assert summary.layout == "ml-1m"
     assert ws.tables() == ["movies", "ratings", "users"]
     assert list(ws.users().columns) == ["userId", "age", "gender", "occupation", "zip"]
-
-
-# ------------------------------------------------------------------------------------------------
-# opening and read-only SQL
-
-
-def test_missing_workspace_message(tmp_path: Path) -> None:
-    ws = Workspace(tmp_path / "none")
-    with pytest.raises(NotFoundError) as err:
-        ws.ratings()
-    assert str(err.value) == (
-        f"no workspace at {tmp_path / 'none'}: run `hybridrec load SOURCE` first"
-    )
-    assert not ws.path.exists()
-
-
-def test_default_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HYBRIDREC_WORKSPACE", str(tmp_path / "envws"))
-    assert Workspace().path == tmp_path / "envws"
-    monkeypatch.delenv("HYBRIDREC_WORKSPACE")
-    monkeypatch.chdir(tmp_path)
-    ws = Workspace()
-    assert ws.path == tmp_path / "hybridrec-workspace"
-    assert ws.models_dir == tmp_path / "hybridrec-workspace" / "models"
-
-
-def test_summary_as_dict(tmp_path: Path) -> None:
-    summary = _load(tmp_path, write_ml20m)
-    d = summary.as_dict()
-    assert set(d) == {
-        "source",
-        "layout",
-        "n_ratings",
-        "n_users",
-        "n_movies",
-        "n_duplicates_dropped",
-        "n_tags",
-        "seconds",
-    }
-    assert d["n_ratings"] == 7 and d["seconds"] >= 0
-    json.dumps(d)
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        "INSERT INTO ratings VALUES (9, 9, 1.0, 1)",
-        "DELETE FROM ratings",
-        "DROP TABLE movies",
-        "CREATE TABLE x AS SELECT 1",
-        "UPDATE ratings SET rating = 0",
-        "COPY ratings TO '/tmp/hybridrec-should-not-exist.csv'",
-        "ATTACH ':memory:' AS other",
-        "SET threads = 1",
-        "SELECT 1; DROP TABLE movies",
-    ],
-)
-def test_sql_is_read_only(workspace: Workspace, query: str) -> None:
-    with pytest.raises(HybridrecError) as err:
-        workspace.sql(query)
-    assert "\n" not in str(err.value)
-    assert len(workspace.ratings()) == 7
-    assert workspace.tables() == ["movies", "ratings", "tags", "users"]
-
-
-def test_sql_reads_with_parameters(workspace: Workspace) -> None:
-    df = workspace.sql("SELECT count(*) AS n FROM ratings WHERE userId = ?", [1])
-    assert df["n"].tolist() == [3]
-    table = workspace.sql_arrow("SELECT movieId FROM movies ORDER BY movieId")
-    assert table.column("movieId").to_pylist() == [1, 2, 3, 4]
-
-
-def test_sql_errors_are_one_line(workspace: Workspace) -> None:
-    with pytest.raises(HybridrecError) as err:
-        workspace.sql("SELEC 1")
-    assert str(err.value).startswith("SQL error: Parser Error") and "\n" not in str(err.value)
-    with pytest.raises(NotFoundError, match="SQL error: Catalog Error") as err2:
-        workspace.sql("SELECT * FROM no_such_table")
-    assert "\n" not in str(err2.value)
-
-
-def test_item_ids_where(workspace: Workspace) -> None:
-    ids = workspace.item_ids_where("list_contains(genres, 'Comedy')")
-    assert isinstance(ids, np.ndarray)
-    assert ids.tolist() == [1, 2]
-    assert workspace.item_ids_where("year = 1995 AND len(genres) > 0").tolist() == [1, 3]
-    assert workspace.item_ids_where("false").tolist() == []
-    with pytest.raises(HybridrecError, match="SQL error"):
-        workspace.item_ids_where("no_such_column = 1")
-    with pytest.raises(HybridrecError, match="one SQL statement"):
-        workspace.item_ids_where("true); DROP TABLE movies; SELECT (1")
-    assert len(workspace.movies()) == 4
-
-
-# ------------------------------------------------------------------------------------------------
-# ML.WEIGHTS
-
-
-def _write_model(models: Path, name: str, *, fixed: bool = False) -> None:
-    folder = models / name
-    folder.mkdir(parents=True)
-    # the MF model writes fixed-size lists (DuckDB ARRAY); plain lists must work too
-    factors = pa.list_(pa.float32(), 2) if fixed else pa.list_(pa.float32())
-    pq.write_table(
-        pa.table(
-            {
-                "userId": pa.array([1, 2], pa.int64()),
-                "intercept": pa.array([0.25, -0.5]),
-                "factors": pa.array([[1.0, 2.0], [3.0, 4.0]], factors),
-            }
-        ),
-        folder / "users.parquet",
-    )
-    pq.write_table(
-        pa.table(
-            {
-                "movieId": pa.array([10], pa.int64()),
-                "intercept": pa.array([0.125]),
-                "factors": pa.array([[0.5, -1.5]], factors),
-                "n_ratings": pa.array([7]),
-            }
-        ),
-        folder / "items.parquet",
-    )
-    (folder / "meta.json").write_text(json.dumps({"format_version": 1, "global_mean": 3.5}))
-
-
-@pytest.mark.parametrize("fixed", [False, True])
-def test_ml_weights_shape(workspace: Workspace, fixed: bool) -> None:
-    _write_model(workspace.models_dir, "tiny", fixed=fixed)
-    df = workspace.sql("SELECT * FROM ml_weights('tiny')")
-    assert list(df.columns) == ["processed_input", "feature", "factor_weights", "intercept"]
-    types = workspace.sql("DESCRIBE SELECT * FROM ml_weights('tiny')")
-    assert types["column_type"].tolist() == [
-        "VARCHAR",
-        "VARCHAR",
-        "STRUCT(factor INTEGER, weight DOUBLE)[]",
-        "DOUBLE",
-    ]
-    assert df["feature"].isna().tolist() == [False, False, False, True]
-    rows = {
-        (r.processed_input, r.feature if r.processed_input[0] != "g" else None): r
-        for r in df.itertuples(index=False)
-    }
-    assert set(rows) == {
-        ("userId", "1"),
-        ("userId", "2"),
-        ("movieId", "10"),
-        ("global__intercept__", None),
-    }
-    assert list(rows[("userId", "2")].factor_weights) == [
-        {"factor": 1, "weight": 3.0},
-        {"factor": 2, "weight": 4.0},
-    ]
-    assert rows[("movieId", "10")].intercept == 0.125
-    glob = rows[("global__intercept__", None)]
-    assert glob.intercept == 3.5 and len(glob.factor_weights) == 0
-    # BigQuery-style use: unnest the factors of one item
-    w = workspace.sql(
-        "SELECT fw.factor, fw.weight FROM ml_weights('tiny'), UNNEST(factor_weights) AS t(fw) "
-        "WHERE processed_input = 'movieId' ORDER BY fw.factor"
-    )
-    assert w.values.tolist() == [[1, 0.5], [2, -1.5]]
-
-
-def test_ml_weights_unknown_model(workspace: Workspace) -> None:
-    with pytest.raises(NotFoundError) as err:
-        workspace.sql("SELECT * FROM ml_weights('nope')")
-    assert str(err.value) == f"no model 'nope' in {workspace.models_dir}"
-
-
-# ------------------------------------------------------------------------------------------------
-# derived tables
-
-
-def test_derived_tables(workspace: Workspace) -> None:
-    n = workspace.create_table(
-        "per_user", "SELECT userId, avg(rating) AS mean FROM ratings GROUP BY 1"
-    )
-    assert n == 3
-    assert workspace.write_table("extra", pd.DataFrame({"a": [1, 2]})) == 2
-    assert {"per_user", "extra"} <= set(workspace.tables())
-    assert workspace.sql("SELECT sum(a) AS s FROM extra")["s"][0] == 3
-    workspace.drop_table("extra")
-    assert "extra" not in workspace.tables()
-    for bad in ("ratings", "bad name", "x; DROP"):
-        with pytest.raises(HybridrecError):
-            workspace.create_table(bad, "SELECT 1")
-    with pytest.raises(HybridrecError, match="read-only"):
-        workspace.create_table("t", "DELETE FROM ratings")
-
-
-def test_readers_follow_a_reload_and_threads_share_the_connection(tmp_path: Path) -> None:
-    a = Workspace(tmp_path / "ws")
-    a.load(write_ml20m(tmp_path / "one"))
-    b = Workspace(tmp_path / "ws")
-    assert len(b.ratings()) == 7
-    a.load(write_ml1m(tmp_path / "two", ratings="1::1::4::1\n"))
-    assert len(b.ratings()) == 1 and "tags" not in b.tables()
-
-    def count(_: int) -> int:
-        return int(b.sql("SELECT count(*) AS n FROM movies")["n"][0])
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        assert set(pool.map(count, range(40))) == {4}
-    b.close()
-    assert len(a.movies()) == 4
