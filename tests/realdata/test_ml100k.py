@@ -8,17 +8,8 @@ from click.testing import CliRunner
 from hybridrec.cli import main
 from hybridrec.hybrid import HybridRecommender
 from hybridrec.mf import MatrixFactorization
-from hybridrec.workspace import Workspace
 
 pytestmark = pytest.mark.realdata
-
-
-@pytest.fixture(scope="module")
-def ml100k(ml100k_source, tmp_path_factory) -> Workspace:
-    ws = Workspace(tmp_path_factory.mktemp("real") / "ws")
-    summary = ws.load(ml100k_source)
-    assert summary.n_ratings == 100_000 and summary.n_users == 943 and summary.n_movies == 1682
-    return ws
 
 
 def test_default_mf_meets_the_accuracy_floor(ml100k):

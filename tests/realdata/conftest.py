@@ -1,0 +1,16 @@
+"""Real MovieLens 100K, loaded once for every quality floor (the load is the slow part they
+share; the data come from the user's cache or the RecBole wheel through pip)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hybridrec.workspace import Workspace
+
+
+@pytest.fixture(scope="session")
+def ml100k(ml100k_source, tmp_path_factory) -> Workspace:
+    ws = Workspace(tmp_path_factory.mktemp("real") / "ws")
+    summary = ws.load(ml100k_source)
+    assert summary.n_ratings == 100_000 and summary.n_users == 943 and summary.n_movies == 1682
+    return ws
