@@ -25,6 +25,7 @@ A kind that genuinely cannot satisfy a check overrides the test with a ``pytest.
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,8 @@ class RecommenderContract:
 
     def test_save_then_load_predicts_and_recommends_the_same(self, trained, model, data, tmp_path):
         loaded = self.load(trained[0], tmp_path / "saved")
+        assert type(loaded) is type(model)
+        assert _as_json(loaded.get_params()) == _as_json(model.get_params())
         users, items = data.grid()
         np.testing.assert_allclose(loaded.predict(users, items), model.predict(users, items))
         for user in [*data.some_users(3), UNKNOWN_USER]:
@@ -217,6 +220,11 @@ class RecommenderContract:
         init = inspect.signature(type(fitted).__init__).parameters
         assert set(params) == set(init) - {"self", "show_progress"}
         assert type(fitted)(**params).get_params() == params
+
+
+def _as_json(params: dict[str, Any]) -> Any:
+    """Parameters as the artifact's meta.json holds them (a tuple comes back as a list)."""
+    return json.loads(json.dumps(params, sort_keys=True))
 
 
 # ---------------------------------------------------------------------- fallbacks shared by kinds
