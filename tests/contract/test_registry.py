@@ -1,0 +1,28 @@
+"""Every model kind in the registry is checked by a contract subclass in this folder."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+from _support.contract import RecommenderContract
+
+
+def test_every_registered_model_kind_has_a_contract_subclass(request) -> None:
+    try:
+        registry = importlib.import_module("hybridrec._core.contract")
+    except ImportError:
+        pytest.skip("the registry of model kinds (hybridrec._core.contract) is not here yet")
+    here = Path(__file__).resolve().parent
+    local_modules = {p for p in here.glob("test_*.py") if "spark" not in p.name}
+    items = request.session.items
+    if not local_modules <= {Path(item.path).resolve() for item in items}:
+        pytest.skip("needs the whole tests/contract folder collected")
+    covered = {
+        type(item.cls().make()).__name__
+        for item in items
+        if isinstance(item.cls, type) and issubclass(item.cls, RecommenderContract)
+    }
+    missing = sorted({kind.class_name for kind in registry.KINDS.values()} - covered)
+    assert not missing, f"model kinds without a RecommenderContract subclass: {missing}"
