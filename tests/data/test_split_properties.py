@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import hybridrec.data
 from hybridrec import MatrixFactorization
+from hybridrec.data import holdout_mask
 
 # the scenarios have no public name yet; compare_models is their only caller
 from hybridrec.hybrid._compare import partition_scenario, split_scenario
 
 KEY = ["userId", "movieId"]
-holdout_mask = getattr(hybridrec.data, "holdout_mask", None)
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -65,9 +63,8 @@ def test_the_hold_out_is_disjoint_complete_and_seeded(frame, fraction, seed) -> 
     joined = held.merge(frame, on=KEY, suffixes=("", "_given"))
     assert (joined["rating"] == joined["rating_given"]).all()
     pd.testing.assert_frame_equal(_fit(frame, fraction, seed).eval_set_, held)
-    if holdout_mask is not None:  # the one hold-out function is the one the model used
-        expected = frame[holdout_mask(len(frame), fraction, seed)]
-        assert _rows(held) == _rows(expected)
+    # the one hold-out function is the one the model used
+    assert _rows(held) == _rows(frame[holdout_mask(len(frame), fraction, seed)])
 
 
 @settings(max_examples=8, deadline=None)
@@ -92,8 +89,6 @@ def test_the_hold_out_fraction_is_respected_and_the_seed_matters(fraction, seed)
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, 5000), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
 def test_holdout_mask_is_seeded_and_of_the_asked_size(n, fraction, seed) -> None:
-    if holdout_mask is None:
-        pytest.skip("hybridrec.data.holdout_mask arrives with issue 15's data module")
     mask = holdout_mask(n, fraction, seed)
     assert mask.shape == (n,) and mask.dtype == bool
     assert np.array_equal(mask, holdout_mask(n, fraction, seed))
