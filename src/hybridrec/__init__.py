@@ -27,6 +27,8 @@ __all__ = [
     "NotFoundError",
     "Workspace",
     "__version__",
+    "load_ipython_extension",
+    "sql",
 ]
 
 _LAZY = {
@@ -34,6 +36,16 @@ _LAZY = {
     "MatrixFactorization": "hybridrec.mf",
     "Workspace": "hybridrec.workspace",
 }
+
+
+def sql(query: str, workspace: Any = None, dialect: str = "bigquery", **kwargs: Any) -> Any:
+    """Run BigQuery (or DuckDB) SQL on a workspace: see :func:`hybridrec.bigquery.sql`."""
+    return import_module("hybridrec.bigquery").sql(query, workspace, dialect, **kwargs)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext hybridrec``: the ``%%bigquery`` cell magic (hybridrec.bigquery.magic)."""
+    import_module("hybridrec.bigquery.magic").load_ipython_extension(ipython)
 
 
 def __getattr__(name: str) -> Any:

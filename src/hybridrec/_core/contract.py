@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "FEATURE_REGRESSOR",
     "HYBRID",
     "KINDS",
     "MATRIX_FACTORIZATION",
@@ -124,10 +125,24 @@ HYBRID = ModelKind(
     },
 )
 
+FEATURE_REGRESSOR = ModelKind(
+    "feature_regressor",
+    "hybridrec.hybrid",
+    "FeatureRegressor",
+    "a regressor on a query's columns (CREATE MODEL … input_label_cols)",
+    {"params": dict, "encoder": list, "regressor": dict},
+)
+
 #: every kind a saved model may have, by its ``meta.json`` name
 KINDS: Mapping[str, ModelKind] = {
     kind.name: kind
-    for kind in (MATRIX_FACTORIZATION, MATRIX_FACTORIZATION_IMPLICIT, RANKING, HYBRID)
+    for kind in (
+        MATRIX_FACTORIZATION,
+        MATRIX_FACTORIZATION_IMPLICIT,
+        RANKING,
+        HYBRID,
+        FEATURE_REGRESSOR,
+    )
 }
 
 

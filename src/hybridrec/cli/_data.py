@@ -28,6 +28,12 @@ from hybridrec.cli._common import (
     ),
 )
 @click.argument("source")
+@click.option(
+    "--dataset",
+    default="movielens",
+    show_default=True,
+    help="The BigQuery dataset of the tables in `sql --dialect bigquery` (movielens.ratings).",
+)
 @format_option
 @local_only_engine(
     "load runs on the local engine: the workspace is a local DuckDB file; Spark reads "
@@ -36,10 +42,10 @@ from hybridrec.cli._common import (
 )
 @click.pass_obj
 @guarded
-def load(state: State, source: str, fmt: str, engine: str) -> None:
+def load(state: State, source: str, dataset: str, fmt: str, engine: str) -> None:
     """SOURCE is a dataset name (ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest-small,
     ml-latest) or a folder / .zip / .whl holding one of the MovieLens or RecBole layouts."""
-    summary = state.workspace().load(source, show_progress=state.show_progress)
+    summary = state.workspace().load(source, show_progress=state.show_progress, dataset=dataset)
     emit_mapping(summary.as_dict(), fmt, title="loaded")
 
 
@@ -97,16 +103,32 @@ def synth(
 
 @click.command(
     "sql",
-    help="Run read-only SQL against the workspace (tables ratings, movies, users; "
-    "ml_weights('model') gives a model's weights like ML.WEIGHTS)."
+    help="Run SQL against the workspace: DuckDB's read-only SQL (tables ratings, movies, users; "
+    "ml_weights('model') gives a model's weights like ML.WEIGHTS), or with --dialect bigquery "
+    "BigQuery ML scripts: CREATE MODEL, ML.PREDICT / RECOMMEND / WEIGHTS / EVALUATE, "
+    "CREATE TABLE … AS (docs/bigquery-sql.md)."
     + examples(
         'hybridrec sql "SELECT COUNT(*) FROM ratings"',
         "hybridrec sql \"SELECT * FROM ml_weights('recommender_16') WHERE feature = '903'\"",
+        "hybridrec sql --dialect bigquery --file notebook.sql",
     ),
 )
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option(
+    "--dialect",
+    type=click.Choice(["duckdb", "bigquery"]),
+    default="duckdb",
+    show_default=True,
+    help="duckdb: read-only DuckDB SQL; bigquery: BigQuery ML statements, writes included.",
+)
+@click.option("--file", "script", help="Read the SQL (a ';'-separated script) from this file.")
 @format_option
 @click.pass_obj
 @guarded
-def sql(state: State, query: str, fmt: str) -> None:
-    emit(state.workspace().sql(query), fmt)
+def sql(state: State, query: str | None, dialect: str, script: str | None, fmt: str) -> None:
+    from hybridrec.bigquery import sql as run_sql
+    from hybridrec.bigquery import sql_text
+
+    frame = run_sql(sql_text(query, script), state.workspace(), dialect)
+    if len(frame.columns):
+        emit(frame, fmt)

@@ -2,6 +2,7 @@
 
 from hybridrec.hybrid._compare import compare_models
 from hybridrec.hybrid._dataset import ENCODINGS, hybrid_dataset_sql
+from hybridrec.hybrid._feature_model import FeatureEncoder, FeatureRegressor
 from hybridrec.hybrid._features import AttributeEncoder, RatingStats, has_attributes
 from hybridrec.hybrid._model import HybridRecommender
 from hybridrec.hybrid._notebook import notebook_linear
@@ -26,6 +27,8 @@ __all__ = [
     "BaseFeatures",
     "BoostedRegressor",
     "DnnRegressor",
+    "FeatureEncoder",
+    "FeatureRegressor",
     "HybridRecommender",
     "LinearRegressor",
     "RatingStats",

@@ -331,8 +331,8 @@ class MatrixFactorization(Recommending):
         if not hasattr(self, "user_factors_"):
             raise ModelError("this MatrixFactorization is not fitted: call fit() first")
 
-    def _predict_indices(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        low, high = self.rating_range_
+    def _predict_indices(self, u: np.ndarray, i: np.ndarray, clip: bool = True) -> np.ndarray:
+        low, high = self.rating_range_ if clip else (-np.inf, np.inf)
         return _kernels.predict_pairs(
             np.ascontiguousarray(u, dtype=np.int32),
             np.ascontiguousarray(i, dtype=np.int32),
@@ -346,19 +346,24 @@ class MatrixFactorization(Recommending):
         )
 
     def predict(
-        self, users: Sequence[Any] | np.ndarray, items: Sequence[Any] | np.ndarray
+        self,
+        users: Sequence[Any] | np.ndarray,
+        items: Sequence[Any] | np.ndarray,
+        *,
+        clip: bool = True,
     ) -> np.ndarray:
         """Predicted ratings for aligned sequences of external user and item ids.
 
         Unknown ids fall back to ``μ`` plus the known intercept; results are clipped to the
-        training rating range.
+        training rating range unless ``clip`` is false (the model's raw scores, which rank
+        pairs the clipped values tie: the SQL face's ``ML.PREDICT`` orders by them).
         """
         self._require_fitted()
         users_arr, items_arr = np.asarray(users), np.asarray(items)
         if users_arr.shape != items_arr.shape:
             raise DataError(f"{users_arr.size} users but {items_arr.size} items: pairs must align")
         return self._predict_indices(
-            self.user_vocab_.index_of(users_arr), self.item_vocab_.index_of(items_arr)
+            self.user_vocab_.index_of(users_arr), self.item_vocab_.index_of(items_arr), clip
         )
 
     def predict_frame(self, pairs: pd.DataFrame) -> pd.DataFrame:

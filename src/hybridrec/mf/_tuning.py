@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,9 +28,11 @@ def tune_mf(
     base: MatrixFactorization,
     *,
     validation_fraction: float = 0.1,
+    space: Mapping[str, Callable[[np.random.Generator], Any]] | None = None,
 ) -> MatrixFactorization:
-    """Random search over :data:`SEARCH_SPACE`; returns a copy of ``base`` with the best
-    parameters and the trials in ``tuning_trials_`` (kept in the saved model), not yet fitted.
+    """Random search over ``space`` (default :data:`SEARCH_SPACE`, whose first trial is the
+    defaults); returns a copy of ``base`` with the best parameters and the trials in
+    ``tuning_trials_`` (kept in the saved model), not yet fitted.
 
     ``base`` supplies every other parameter, the seed and the evaluation split: trials train on
     the training part minus a ``validation_fraction`` and are scored on that fraction.
@@ -51,8 +53,11 @@ def tune_mf(
             )
         return float(np.sqrt(model.training_log_[-1]["eval_loss"]))
 
-    first = {name: params[name] for name in SEARCH_SPACE}
-    best, trials = random_search(n_trials, SEARCH_SPACE, score, seed=base.seed, first=first)
+    if space is not None:
+        best, trials = random_search(n_trials, space, score, seed=base.seed)
+    else:
+        first = {name: params[name] for name in SEARCH_SPACE}
+        best, trials = random_search(n_trials, SEARCH_SPACE, score, seed=base.seed, first=first)
     tuned = MatrixFactorization(**{**params, **best}, show_progress=base.show_progress)
     tuned.tuning_trials_ = trials
     return tuned

@@ -4,6 +4,12 @@
 (``_loader``).
 """
 
-from hybridrec.workspace._session import CORE_TABLES, DB_FILE, LoadSummary, Workspace
+from hybridrec.workspace._session import (
+    CORE_TABLES,
+    DB_FILE,
+    DEFAULT_DATASET,
+    LoadSummary,
+    Workspace,
+)
 
-__all__ = ["CORE_TABLES", "DB_FILE", "LoadSummary", "Workspace"]
+__all__ = ["CORE_TABLES", "DB_FILE", "DEFAULT_DATASET", "LoadSummary", "Workspace"]

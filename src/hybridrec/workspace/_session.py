@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,10 @@ from hybridrec.workspace._macros import (
 )
 
 DB_FILE = "workspace.duckdb"
+#: The BigQuery dataset name of the loaded tables unless ``load(dataset=...)`` says otherwise.
+DEFAULT_DATASET = "movielens"
+_DATASET_MACRO = "hybridrec_dataset"
+_BUSY_WAIT = 5.0  # seconds a statement waits for another process to release the file
 #: Tables written by :meth:`Workspace.load` only.
 CORE_TABLES = ("ratings", "movies", "users", "tags")
 
@@ -135,13 +139,17 @@ class Workspace:
         *,
         show_progress: bool = False,
         cache_dir: str | Path | None = None,
+        dataset: str = DEFAULT_DATASET,
     ) -> LoadSummary:
         """Load a MovieLens source (path or name, see ``resolve_source``), replacing all tables.
 
         The new database is built in a temporary file next to the old one and renamed over it,
         so on any error the workspace is left exactly as it was. Tables other than the core ones
         (derived from the old data) do not survive a reload; ``models/`` is not touched.
+        ``dataset`` is the BigQuery dataset name the tables answer to in BigQuery SQL
+        (``movielens.ratings``; see :meth:`dataset`).
         """
+        _check_dataset(dataset)
         start = time.perf_counter()
         resolved = resolve_source(source, cache_dir=cache_dir, show_progress=show_progress)
         if self.path.exists() and not self.path.is_dir():
@@ -158,6 +166,7 @@ class Workspace:
                 con = duckdb.connect(str(tmp))
                 try:
                     counts = Loader(con, plan, bar).run()
+                    con.execute(f"CREATE MACRO {_DATASET_MACRO}() AS {sql_literal(dataset)}")
                     con.execute("CHECKPOINT")
                 finally:
                     con.close()
@@ -199,6 +208,42 @@ class Workspace:
         """The process-wide read-only connection to this workspace, held for one query."""
         with _LOCK:
             yield _reader_for(self.db_path, self._require, self._define_macros)
+
+    def dataset(self) -> str:
+        """The BigQuery dataset name of the loaded tables (``hybridrec load --dataset``;
+        ``movielens`` for workspaces loaded before the option existed)."""
+        with self.connection(write=False) as con:
+            found = con.execute(
+                "SELECT count(*) FROM duckdb_functions() WHERE function_name = "
+                f"'{_DATASET_MACRO}' AND database_name = 'ws'"
+            ).fetchall()
+            if not found[0][0]:
+                return DEFAULT_DATASET
+            return str(con.execute(f"SELECT {_DATASET_MACRO}()").fetchall()[0][0])
+
+    @contextmanager
+    def connection(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection for the BigQuery SQL face (:mod:`hybridrec.bigquery`), which
+        runs its own statements, transactions and error messages on it: the shared read-only one
+        (``write=False``) or a read-write one held for the block. A file locked by another
+        process is a one-line "workspace busy" :class:`HybridrecError` after ``_BUSY_WAIT``
+        seconds of retrying."""
+        deadline = time.monotonic() + _BUSY_WAIT
+        with ExitStack() as stack:
+            while True:
+                try:
+                    con = stack.enter_context(self._writer() if write else self._reader())
+                    break
+                except HybridrecError as exc:
+                    if "lock" not in str(exc).lower():
+                        raise
+                    if time.monotonic() > deadline:
+                        raise HybridrecError(
+                            f"workspace busy: another process is using {self.db_path}; "
+                            "try again when it has finished"
+                        ) from None
+                    time.sleep(0.1)
+            yield con
 
     def close(self) -> None:
         """Release the cached read connection (reopened on demand; a reload also renews it)."""
@@ -386,6 +431,11 @@ class Workspace:
         _check_name(name)
         with self._writer() as con:
             con.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def _check_dataset(name: str) -> None:
+    if not _NAME.match(name):
+        raise HybridrecError(f"invalid dataset name {name!r}: use letters, digits and _")
 
 
 def _check_name(name: str) -> None:
