@@ -83,6 +83,9 @@ class ModelKind:
     class_name: str
     description: str
     meta_keys: Mapping[str, Any] = field(default_factory=dict)
+    #: whether it is a :class:`Recommender` (predicts and recommends by user and item ids);
+    #: the regressors ``CREATE MODEL`` trains on a query's columns are not
+    recommends: bool = True
 
 
 _MF_KEYS: Mapping[str, Any] = {
@@ -131,6 +134,7 @@ FEATURE_REGRESSOR = ModelKind(
     "FeatureRegressor",
     "a regressor on a query's columns (CREATE MODEL … input_label_cols)",
     {"params": dict, "encoder": list, "regressor": dict},
+    recommends=False,
 )
 
 #: every kind a saved model may have, by its ``meta.json`` name
