@@ -237,3 +237,24 @@ def test_google_mf_tutorial_flow(workspace) -> None:
     assert top["user_id"].tolist() == [1, 2, 3]
     assert all(len(items) == 2 for items in top["top2"])
     assert (workspace.models_dir / "bqml_tutorial.my_explicit_mf_model").is_dir()
+
+
+def test_load_dataset_option_names_the_dataset(tmp_path) -> None:
+    from _support.cli import error_line, run
+    from _support.data import write_ml20m
+
+    ws = tmp_path / "ws"
+    code, _, err = run(ws, "load", str(write_ml20m(tmp_path / "src")), "--dataset", "films")
+    assert code == 0, err
+    code, out, err = run(
+        ws,
+        "sql",
+        "--dialect",
+        "bigquery",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM `any-project.films.ratings`",
+    )
+    assert code == 0 and out.splitlines() == ["n", "7"], err
+    code, _, err = run(ws, "sql", "--dialect", "bigquery", "SELECT * FROM movielens.ratings")
+    error_line(code, err, "unknown table")
