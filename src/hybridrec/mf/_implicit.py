@@ -7,17 +7,20 @@ from typing import Any
 import numpy as np
 
 from hybridrec._core.contract import MATRIX_FACTORIZATION_IMPLICIT
-from hybridrec._core.params import check_number, constructor_params
+from hybridrec._core.params import check_integer, check_number, constructor_params
 from hybridrec._core.sparse import Csr
 from hybridrec._errors import DataError
 from hybridrec.data import ratings_arrays
 from hybridrec.evaluate import evaluation_data
-from hybridrec.mf import _kernels
+from hybridrec.mf import _implicit_kernels
 from hybridrec.mf._model import MatrixFactorization
 
 __all__ = ["ImplicitMatrixFactorization"]
 
 KIND = MATRIX_FACTORIZATION_IMPLICIT.name
+SOLVERS = ("cg", "cholesky")
+#: users scored per matrix product in ``_average_rank`` (a float32 block of this × n_items)
+_RANK_BLOCK = 1024
 
 
 class ImplicitMatrixFactorization(MatrixFactorization):
@@ -28,6 +31,12 @@ class ImplicitMatrixFactorization(MatrixFactorization):
     else 0, with confidence ``c_ui = 1 + α r_ui`` (``α = wals_alpha``) where rated, else 1.
     ALS minimises ``Σ_all c_ui (p_ui − x_u·y_i)² + λ (Σ |x_u|² + Σ |y_i|²)``; the score
     ``x_u·y_i`` (``predicted_rating_confidence``) ranks items, it is not a rating.
+
+    Each half-step solves ``(YᵀY + Σ_rated (c − 1) y yᵀ + λ I) x_u = Σ_rated c y`` per user
+    (then per item); ``solver`` says how (:mod:`hybridrec.mf._implicit_kernels`):
+    ``'cg'`` takes ``cg_steps`` conjugate-gradient steps warm-started from the previous
+    factors, as the ``implicit`` library does (``2 n_u k`` per step: about a third of the exact
+    solve's work at 64 factors, the same ranking quality); ``'cholesky'`` solves exactly.
 
     Defaults were measured on MovieLens 100K with star ratings as the signal
     (``benchmarks/ranking_ml100k.py``): BigQuery ML's ``wals_alpha=40`` suits counts such as
@@ -56,6 +65,8 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         init_scale: float = 0.01,
         relevance_threshold: float = 4.0,
         show_progress: bool = False,
+        solver: str = "cg",
+        cg_steps: int = 4,
     ) -> None:
         super().__init__(
             num_factors=num_factors,
@@ -70,6 +81,8 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         )
         self.wals_alpha = wals_alpha
         self.relevance_threshold = relevance_threshold
+        self.solver = solver
+        self.cg_steps = cg_steps
 
     def get_params(self) -> dict[str, Any]:
         return constructor_params(self)
@@ -78,6 +91,9 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         super()._check_params()
         check_number("wals_alpha", self.wals_alpha, low=0)
         check_number("relevance_threshold", self.relevance_threshold)
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        check_integer("cg_steps", self.cg_steps, low=1)
 
     def _memory_needed(self, n_users: int, n_items: int) -> int:
         # plus float64 copies of the factors and two Gram matrices per sweep
@@ -109,16 +125,13 @@ class ImplicitMatrixFactorization(MatrixFactorization):
             (by_item, self.user_factors_, self.item_factors_),
         ):
             gram = other.T.astype(np.float64) @ other.astype(np.float64)
-            _kernels.solve_side_implicit(
-                csr.indptr,
-                csr.indices,
-                csr.values,
-                other,
-                gram,
-                float(self.wals_alpha),
-                float(self.l2_reg),
-                out,
-            )
+            args = (csr.indptr, csr.indices, csr.values, other)
+            alpha, reg = float(self.wals_alpha), float(self.l2_reg)
+            if self.solver == "cholesky":
+                _implicit_kernels.solve_side_cholesky(*args, gram, alpha, reg, out)
+            else:
+                gram32 = gram.astype(np.float32)
+                _implicit_kernels.solve_side_cg(*args, gram32, alpha, reg, self.cg_steps, out)
 
     def _losses(
         self,
@@ -131,16 +144,21 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         x = self.user_factors_.astype(np.float64)
         y = self.item_factors_.astype(np.float64)
         all_pairs = float(np.sum((x.T @ x) * (y.T @ y)))
-        u, i, v = train
-        s = np.einsum("ij,ij->i", x[u], y[i])
-        rated = float(np.sum((1.0 + self.wals_alpha * v) * (1.0 - s) ** 2 - s**2))
-        loss = (all_pairs + rated) / max(v.size, 1)
+        rated = _implicit_kernels.rated_loss_sum(
+            by_user.indptr,
+            by_user.indices,
+            by_user.values,
+            self.user_factors_,
+            self.item_factors_,
+            float(self.wals_alpha),
+        )
+        loss = (all_pairs + rated) / max(train[2].size, 1)
         eu, ei, _ = held_out
         known = (eu >= 0) & (ei >= 0)
         if not known.any():
             return loss, float("nan")
-        es = np.einsum("ij,ij->i", x[eu[known]], y[ei[known]])
-        return loss, float(np.mean((1.0 - es) ** 2))
+        scores = self._predict_indices(eu[known], ei[known])
+        return loss, float(np.mean((1.0 - scores) ** 2))
 
     def evaluate(
         self, data: Any = None, *, k: int = 10, relevance_threshold: float | None = None
@@ -163,22 +181,29 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         return metrics
 
     def _average_rank(self, u: np.ndarray, i: np.ndarray, weight: np.ndarray) -> float:
-        """Mean percentile rank (0 = top) of held-out items among the user's unseen items."""
+        """Mean percentile rank (0 = top) of held-out items among the user's unseen items,
+        weighted by rating; users are scored a block at a time (one matrix product each)."""
         if u.size == 0:
             return float("nan")
         order = np.argsort(u, kind="stable")
         u, i, weight = u[order], i[order], weight[order]
-        n_items = len(self.item_vocab_)
-        train = self._train_csr
-        ranks = np.empty(u.size)
         starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
-        ends = np.r_[starts[1:], u.size]
-        for s, e in zip(starts, ends, strict=True):
-            user = u[s]
-            row = self.item_factors_ @ self.user_factors_[user]
-            row[train.indices[train.indptr[user] : train.indptr[user + 1]]] = -np.inf
-            candidates = n_items - (train.indptr[user + 1] - train.indptr[user])
-            better = (row[None, :] > row[i[s:e], None]).sum(axis=1)
-            ranks[s:e] = better / max(candidates - 1, 1)
+        users = u[starts]
+        held_indptr = np.r_[starts, u.size]
+        ranks = np.empty(u.size)
+        train = self._train_csr
+        for first in range(0, users.size, _RANK_BLOCK):
+            block = users[first : first + _RANK_BLOCK]
+            scores = self.user_factors_[block] @ self.item_factors_.T
+            lo, hi = held_indptr[first], held_indptr[first + block.size]
+            _implicit_kernels.percentile_ranks(
+                scores,
+                block,
+                train.indptr,
+                train.indices,
+                held_indptr[first : first + block.size + 1] - lo,
+                i[lo:hi],
+                ranks[lo:hi],
+            )
         w = np.where(weight > 0, weight, 1.0)
         return float(np.sum(w * ranks) / np.sum(w))
