@@ -52,7 +52,8 @@ def test_narrow_simd_cholesky_kernel_matches_reference(tmp_path):
         "for k in (4, 37):\n"
         "    test_implicit.test_cholesky_kernel_matches_dense_reference(k)\n"
     )
-    paths = [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+    here = Path(__file__).parent
+    paths = [str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]
     env = {
         **os.environ,
         "HYBRIDREC_SIMD_LANES": "8",
