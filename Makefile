@@ -1,23 +1,37 @@
-# The two commands of the README. Each installs what it needs itself.
-PY ?= python3
+# The two commands of the README. Each installs what it needs itself: into the active virtual
+# environment when there is one ($VIRTUAL_ENV), else into a project-local .venv that the first
+# command creates with `python3 -m venv` (distribution Pythons refuse a system-wide pip install,
+# PEP 668). `make test VENV=DIR` picks another environment.
+VENV ?= $(or $(VIRTUAL_ENV),.venv)
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
 
 .PHONY: demo test lint install install-dev
 
-install:
+ifeq ($(VENV),.venv)
+$(PY):
+	python3 -m venv .venv || { rm -rf .venv; \
+	  echo "python3 -m venv failed (Debian/Ubuntu: apt install python3-venv)" >&2; exit 1; }
+else
+$(PY):
+	@echo "$(PY) does not exist: is $(VENV) a virtual environment?" >&2; exit 1
+endif
+
+install: $(PY)
 	$(PY) -m pip install --quiet -e ".[demo]"
 
-install-dev:
+install-dev: $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
 
 demo: install
-	hybridrec demo
+	$(BIN)/hybridrec demo
 
-lint:
-	ruff check src tests benchmarks scripts
-	ruff format --check src tests benchmarks scripts
-	mypy src
-	PYTHONPATH=src lint-imports
+lint: install-dev
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy src
+	PYTHONPATH=src $(BIN)/lint-imports
 	$(PY) scripts/check_structure.py
 
-test: install-dev lint
+test: lint
 	$(PY) -m pytest -q

@@ -93,8 +93,9 @@ def run_demo(workspace: Any, *, echo: Callable[[str], Any], show_progress: bool 
 
     step("Look at the model: an HTML report with plots", "(the notebook has none)")
     report = _write_report(workspace, model, show_progress)
-    echo(f"   report: {report}" if isinstance(report, Path) else f"   no report: {report}")
     echo(f"\ndemo finished in {time.perf_counter() - started:.1f} s; workspace: {workspace.path}")
+    # the last line: what to open next
+    echo(f"report: {report}" if isinstance(report, Path) else f"no report: {report}")
 
 
 def _step(echo: Callable[[str], Any], title: str, sql: str) -> None:

@@ -11,6 +11,7 @@ from _support.cli import run
 from click.testing import CliRunner
 
 from hybridrec.cli import main
+from hybridrec.mf import MatrixFactorization
 
 
 def test_info_and_models_list(trained):
@@ -52,7 +53,15 @@ def test_recommend_user_genre_and_where(trained):
 def test_recommend_item_and_all(trained, tmp_path):
     code, out, err = run(trained, "recommend", "m", "--item", "3", "-n", "4", "--format", "json")
     assert code == 0, err
-    assert len(json.loads(out)) == 4
+    users = json.loads(out)
+    assert len(users) == 4 and list(users[0]) == ["userId", "predicted_rating", "score"]
+    # the unclipped score orders the list (and breaks ties at the top of the scale)
+    scores = [u["score"] for u in users]
+    assert scores == sorted(scores, reverse=True)
+    low, high = MatrixFactorization.load(trained / "models" / "m").rating_range_
+    assert all(u["predicted_rating"] == min(max(u["score"], low), high) for u in users)
+    code, out, err = run(trained, "recommend", "m", "--user", "5", "-n", "2", "--format", "csv")
+    assert code == 0 and out.splitlines()[0] == "movieId,title,predicted_rating,score", err
     target = tmp_path / "all.parquet"
     code, _, err = run(trained, "recommend", "m", "--all", "-n", "5", "--out", str(target))
     assert code == 0, err

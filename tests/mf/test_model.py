@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -106,13 +107,30 @@ def test_recommend_excludes_seen_and_filters_genre(fitted, tiny_ratings):
     user = int(tiny_ratings["userId"].iloc[0])
     seen = set(tiny_ratings.loc[tiny_ratings["userId"] == user, "movieId"])
     recs = fitted.recommend(user, n=5)
-    assert list(recs.columns) == ["movieId", "title", "predicted_rating"]
+    assert list(recs.columns) == ["movieId", "title", "predicted_rating", "score"]
     assert not seen & set(recs["movieId"])
     assert recs["predicted_rating"].is_monotonic_decreasing
     comedy = fitted.recommend(user, n=50, genre="Comedy")
     assert len(comedy) > 0 and all(m % 2 == 1 for m in comedy["movieId"])
     with_seen = fitted.recommend(user, n=40, exclude_seen=False)
     assert seen <= set(with_seen["movieId"])
+
+
+def test_ties_at_the_clip_are_ordered_by_the_shown_unclipped_score(fitted):
+    """Raise every prediction above the scale: all predicted ratings clip to the top and tie,
+    and the ``score`` column shows the unclipped values that order the list."""
+    shifted = copy.deepcopy(fitted)
+    shifted.global_mean_ += 10.0
+    high = shifted.rating_range_[1]
+    user, item = fitted.user_vocab_.ids[0], fitted.item_vocab_.ids[0]
+    for recs in (shifted.recommend(user, n=4), shifted.recommend_users(item, n=4)):
+        assert (recs["predicted_rating"] == high).all()
+        assert recs["score"].is_monotonic_decreasing and recs["score"].nunique() == 4
+        assert (recs["score"] > high).all()
+    users = shifted.recommend_users(item, n=4)
+    raw = fitted.recommend_users(item, n=4)
+    assert users["userId"].tolist() == raw["userId"].tolist()
+    np.testing.assert_allclose(users["score"], raw["score"] + 10.0)
 
 
 def test_recommend_for_unknown_user_uses_item_intercepts(fitted):

@@ -35,6 +35,9 @@ def test_demo_runs_end_to_end(tmp_path):
         "a new user with no ratings",
     ):
         assert expected in result.stdout
+    # the last line names the report, the thing to open next
+    last = result.stdout.rstrip().splitlines()[-1]
+    assert last == f"report: {tmp_path / 'ws' / 'report.html'}"
     # the leak-free hybrid is saved, and beats the MF it is built on
     hybrid = HybridRecommender.load(tmp_path / "ws" / "models" / "hybrid_gbm")
     mf = MatrixFactorization.load(tmp_path / "ws" / "models" / "recommender_16")

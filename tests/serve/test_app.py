@@ -102,6 +102,7 @@ def test_recommend_known_user_matches_the_model(client, model):
     np.testing.assert_allclose(
         [i["predicted_rating"] for i in body["items"]], expected["predicted_rating"]
     )
+    np.testing.assert_allclose([i["score"] for i in body["items"]], expected["score"])
     assert all(i["title"].startswith("Synthetic Movie") for i in body["items"])
     assert not {i["movieId"] for i in body["items"]} & _seen(model, 7)
     assert r.headers["x-model-version"] == client.get("/model").json()["version"]
@@ -114,8 +115,23 @@ def test_recommend_with_genre_and_seen_items(client, model):
     with_seen = client.get("/recommend", params={"user": 7, "n": 50, "exclude_seen": "false"})
     ids = {i["movieId"] for i in with_seen.json()["items"]}
     assert with_seen.json()["exclude_seen"] is False and ids & _seen(model, 7)
-    nothing = client.get("/recommend", params={"user": 7, "genre": "No Such Genre"}).json()
-    assert nothing["items"] == []
+
+
+def test_an_unknown_genre_is_a_422_with_the_cli_message(client, model):
+    """As ``recommend --genre``: named, with the case hint and the model's genres."""
+    genres = ", ".join(model.genres())
+    r = client.get("/recommend", params={"user": 7, "genre": "comedy"})
+    assert r.status_code == 422
+    assert r.json()["detail"] == (
+        f"genre 'comedy': no movie of the model has it; did you mean 'Comedy'? genres: {genres}"
+    )
+    r = client.get("/recommend", params={"user": 999999, "genre": "No Such Genre"})
+    assert r.status_code == 422 and r.json()["detail"] == (
+        f"genre 'No Such Genre': no movie of the model has it; genres: {genres}"
+    )
+    body = {"ratings": [{"item": 1, "rating": 5}], "genre": "drama"}
+    r = client.post("/recommend/new-user", json=body)
+    assert r.status_code == 422 and "did you mean 'Drama'?" in r.json()["detail"]
 
 
 def test_unknown_user_gets_the_documented_cold_start_answer(client, model):
@@ -156,6 +172,26 @@ def test_recommend_users_matches_the_model_and_404s_unknown_items(client, model)
     assert r.status_code == 404 and "movieId 424242 is not in the model" in r.json()["detail"]
     assert client.get("/recommend/users", params={"item": "x"}).status_code == 422
     assert client.get("/recommend/users", params={"item": 5, "n": 0}).status_code == 422
+
+
+def test_ties_at_the_clip_show_the_score_that_orders_them(model, model_path, tmp_path):
+    """Every prediction of a model shifted above the scale clips to the top: the responses
+    tie on predicted_rating and carry the unclipped, decreasing score that ordered them."""
+    shifted = MatrixFactorization.load(model_path)
+    shifted.global_mean_ += 10.0
+    shifted.save(tmp_path / "models" / "shifted")
+    client = TestClient(create_app(tmp_path / "models" / "shifted"))
+    users = client.get("/recommend/users", params={"item": 5, "n": 4}).json()["users"]
+    items = client.get("/recommend", params={"user": 7, "n": 4}).json()["items"]
+    high = model.rating_range_[1]
+    for rows in (users, items):
+        assert [r["predicted_rating"] for r in rows] == [high] * 4
+        scores = [r["score"] for r in rows]
+        assert scores == sorted(scores, reverse=True) and len(set(scores)) == 4
+        assert min(scores) > high
+    expected = model.recommend_users(5, 4)
+    assert [u["userId"] for u in users] == expected["userId"].tolist()
+    np.testing.assert_allclose([u["score"] for u in users], expected["score"] + 10.0, rtol=1e-6)
 
 
 # ---------------------------------------------------------------------- POST /predict

@@ -30,6 +30,8 @@ __all__ = [
     "describe",
     "is_kind",
     "model_class",
+    "model_genres",
+    "unknown_genre",
 ]
 
 
@@ -38,8 +40,10 @@ class Recommender(Protocol):
 
     ``user_vocab_`` / ``item_vocab_`` are :class:`~hybridrec.data.IdVocabulary`-like objects
     (``ids``, ``index_of``). Frames returned by the ``recommend*`` methods have ``movieId``
-    (or ``userId``), optionally ``title``, and ``predicted_rating``, best first.
-    A model may name its unknown-user answer in an ``unknown_user_fallback`` attribute.
+    (or ``userId``), optionally ``title``, ``predicted_rating`` and, for models that clip
+    their predictions to the rating scale, ``score`` (the unclipped value that orders the
+    list), best first. A model may name its unknown-user answer in an
+    ``unknown_user_fallback`` attribute.
     """
 
     user_vocab_: Any
@@ -166,3 +170,22 @@ def describe(model: Any) -> str:
     name = type(model).__name__
     known = [kind.description for kind in KINDS.values() if kind.class_name == name]
     return known[0] if known else f"a {name}"
+
+
+def model_genres(model: Any) -> list[str]:
+    """The genres of a loaded model's movies, sorted (empty when it has no genre metadata);
+    a hybrid or ranking model answers with its matrix factorization's."""
+    mf = model if hasattr(model, "genres") else getattr(model, "mf_", None)
+    return mf.genres() if mf is not None else []
+
+
+def unknown_genre(label: str, genre: str, known: list[str]) -> str | None:
+    """The one-line error for a ``genre`` filter that no movie of the model has (``known``: its
+    genres), or None when it is fine. The library answers an unknown genre with no items; the
+    CLI (``label`` ``--genre``) and the server (``genre``) name it instead, with a hint when
+    only the case differs."""
+    if not known or genre in known:
+        return None
+    close = [g for g in known if g.lower() == genre.lower()]
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{label} {genre!r}: no movie of the model has it; {hint}genres: {', '.join(known)}"

@@ -263,15 +263,12 @@ def recommend(
 
 def _check_genre(model: Any, genre: str) -> None:
     """``--genre`` must be a genre of the model's movies (the library answers an unknown one
-    with no items, as the server does; on the command line that is a typo worth naming)."""
-    mf = model if hasattr(model, "genres") else getattr(model, "mf_", None)
-    known = mf.genres() if mf is not None else []
-    if known and genre not in known:
-        close = [g for g in known if g.lower() == genre.lower()]
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise HybridrecError(
-            f"--genre {genre!r}: no movie of the model has it; {hint}genres: {', '.join(known)}"
-        )
+    with no items; on the command line, as in the server, that is a typo worth naming)."""
+    from hybridrec._core.contract import model_genres, unknown_genre
+
+    problem = unknown_genre("--genre", genre, model_genres(model))
+    if problem:
+        raise HybridrecError(problem)
 
 
 def _unknown(model: Any, side: str, ids: Any) -> list[str]:

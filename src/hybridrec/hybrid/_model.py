@@ -422,6 +422,11 @@ class HybridRecommender(WrapsMatrixFactorization):
         low, high = self.rating_range_
         return np.clip(np.asarray(values, dtype=np.float64), low, high)
 
+    def _rating_columns(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        """``predicted_rating`` (clipped) and ``score`` (unclipped: what orders the list)."""
+        raw = np.asarray(scores, dtype=np.float64)
+        return {"predicted_rating": self._clip(raw), "score": raw}
+
     def recommend(
         self,
         user: Any,
@@ -432,8 +437,9 @@ class HybridRecommender(WrapsMatrixFactorization):
         exclude_seen: bool = True,
     ) -> pd.DataFrame:
         """Top-``n`` items for a user by the hybrid's predicted rating (``movieId``, [``title``,]
-        ``predicted_rating``). An unknown user is a cold start: the new-user model when the user
-        table has the user's attributes, else the main regressor's cold rows."""
+        ``predicted_rating``, ``score``: the unclipped prediction that orders them). An unknown
+        user is a cold start: the new-user model when the user table has the user's attributes,
+        else the main regressor's cold rows."""
         self._require_fitted()
         mf = self.mf_
         allowed = mf._candidate_mask(genre, candidates)
@@ -479,7 +485,7 @@ class HybridRecommender(WrapsMatrixFactorization):
             raise DataError(f"n must be at least 1, got {n}")
         order = _top_n(np.asarray(scores, dtype=np.float64), n)
         top = items[order]
-        return self.mf_._item_frame(top, predicted_rating=self._clip(scores[order]))
+        return self.mf_._item_frame(top, **self._rating_columns(scores[order]))
 
     def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``n`` users with the highest predicted rating for ``item``."""
@@ -495,10 +501,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         scores = self.regressor_.predict(self.features(mf.user_vocab_.ids[users], item_ids))
         order = _top_n(np.asarray(scores, dtype=np.float64), n)
         return pd.DataFrame(
-            {
-                USER_COL: mf.user_vocab_.ids[users[order]],
-                "predicted_rating": self._clip(scores[order]),
-            }
+            {USER_COL: mf.user_vocab_.ids[users[order]], **self._rating_columns(scores[order])}
         )
 
     def recommend_all(

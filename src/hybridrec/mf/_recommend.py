@@ -62,7 +62,7 @@ class Recommending:
         exclude_seen: bool = True,
     ) -> pd.DataFrame:
         """Top-``n`` items for one user by predicted rating (``movieId``, [``title``,]
-        ``predicted_rating``), best first.
+        ``predicted_rating``, ``score``: see :meth:`rating_columns`), best first.
 
         ``genre`` keeps items of that genre; ``candidates`` keeps only the given item ids. Items
         the user rated (in training or in the hold-out) are skipped unless ``exclude_seen`` is
@@ -151,12 +151,11 @@ class Recommending:
             np.ascontiguousarray(exclude, dtype=np.int32),
             n,
         )
-        low, high = self.rating_range_
-        return self._item_frame(top, **{self.score_column: np.clip(scores, low, high)})
+        return self._item_frame(top, **self.rating_columns(scores))
 
     def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``n`` users with the highest predicted rating for ``item`` (``userId``,
-        ``predicted_rating``): the notebook's targeting query."""
+        ``predicted_rating``, ``score``): the notebook's targeting query."""
         self._require_fitted()
         check_n(n)
         i = self.item_vocab_.index_one(item)
@@ -172,12 +171,8 @@ class Recommending:
             seen_users = self._users_who_saw(i)
             scores[seen_users] = -np.inf
         top = top_n(scores, n)
-        low, high = self.rating_range_
         return pd.DataFrame(
-            {
-                USER_COL: self.user_vocab_.ids[top],
-                self.score_column: np.clip(scores[top], low, high),
-            }
+            {USER_COL: self.user_vocab_.ids[top], **self.rating_columns(scores[top])}
         )
 
     def recommend_all(
@@ -280,6 +275,16 @@ class Recommending:
                 .to_numpy(bool)
             )
         return cache[genre]
+
+    def rating_columns(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns of a ranked list for the raw model ``scores``: ``predicted_rating``,
+        clipped to the rating scale, and ``score``, the unclipped value that orders the list
+        (several items clipped to the top of the scale tie on ``predicted_rating`` but not on
+        ``score``). Models whose scores are not ratings are never clipped: one column."""
+        low, high = self.rating_range_
+        if not (np.isfinite(low) and np.isfinite(high)):
+            return {self.score_column: scores}
+        return {self.score_column: np.clip(scores, low, high), "score": scores}
 
     def _item_frame(self, top: np.ndarray, **scores: np.ndarray) -> pd.DataFrame:
         """``movieId``, ``title`` (when the model has titles) and the given score columns for the

@@ -14,14 +14,16 @@ Conventions
 -----------
 * **Ids.** Requests name users and items as ``user`` / ``item`` (JSON bodies also accept the
   MovieLens names ``userId`` / ``movieId``); responses always use ``userId``, ``movieId`` and
-  ``predicted_rating``. Ids in a URL arrive as strings: a model whose ids are integers (all
-  MovieLens data) reads ``"903"`` as user 903 and answers 422 for an id that is not an integer.
+  ``predicted_rating`` (ranked lists add ``score``, the unclipped value that orders them).
+  Ids in a URL arrive as strings: a model whose ids are integers (all MovieLens data) reads
+  ``"903"`` as user 903 and answers 422 for an id that is not an integer.
 * **Unknown ids.** An unknown user is not an error: ``GET /recommend`` answers with the model's
   cold-start list, ``known_user: false`` and ``fallback`` naming it (for matrix factorization,
   ``item_intercepts``: the items with the highest ``μ + b_i``, the same for every unknown user);
   ``POST /predict`` flags unknown ids per pair and predicts ``μ`` plus the known intercept. An
   unknown item is a 404 for ``/recommend/users`` and ``/weights/item/{id}``, as is an unknown
-  user for ``/weights/user/{id}``.
+  user for ``/weights/user/{id}``. A ``genre`` that no movie of the model has is a 422 naming it
+  and the model's genres (the CLI's message): a typo, not an empty list.
 * **Errors.** Every error is JSON ``{"detail": "<one line>"}``; validation errors (422) add
   ``errors``: a list of ``{loc, msg, type}``. Malformed JSON is a 422 whose detail says where.
   A request that takes longer than ``timeout`` seconds is answered 503 with ``Retry-After``.

@@ -18,6 +18,7 @@ import anyio
 import numpy as np
 
 from hybridrec import artifacts
+from hybridrec._core.contract import model_genres
 from hybridrec._errors import ModelError, NotFoundError
 
 log = logging.getLogger("hybridrec.serve")
@@ -49,6 +50,7 @@ class ServedModel:
     item_ids: np.ndarray
     rating_range: tuple[float, float] | None
     fallback: str = field(default="item_intercepts")
+    genres: tuple[str, ...] = ()  # of the model's movies, to name an unknown genre filter
 
     @property
     def user_ids_int(self) -> bool:
@@ -125,6 +127,7 @@ def load_served(path: str | Path, name: str | None = None) -> ServedModel:
         item_ids=np.sort(np.asarray(model.item_vocab_.ids)),
         rating_range=(float(low_high[0]), float(low_high[1])) if low_high is not None else None,
         fallback=str(getattr(model, "unknown_user_fallback", "item_intercepts")),
+        genres=tuple(model_genres(model)),
     )
 
 

@@ -26,10 +26,12 @@ from hybridrec.serve._service import (
     Served,
     Service,
     ServiceDep,
+    check_genre,
     id_array,
     item_scores,
     number,
     parse_id,
+    raw_scores,
 )
 
 _GENRE_QUERY = Query(
@@ -70,6 +72,7 @@ def recommend_router(max_n: int) -> APIRouter:
         predicted_rating DESC LIMIT n``). ``known_user`` says whether the answer is personal;
         an unknown user gets the model's cold-start list, named in ``fallback``."""
         uid = parse_id(user, served.user_ids_int, "userId")
+        check_genre(served, genre)
         known = bool(served.known_users(id_array([uid], served.user_ids_int))[0])
         frame = await service.run(
             lambda: served.model.recommend(uid, n, genre=genre, exclude_seen=exclude_seen)
@@ -117,8 +120,8 @@ def recommend_router(max_n: int) -> APIRouter:
             "movieId": iid,
             "exclude_seen": exclude_seen,
             "users": [
-                {"userId": u, "predicted_rating": number(s)}
-                for u, s in zip(users, scores, strict=True)
+                {"userId": u, "predicted_rating": number(s), "score": number(r)}
+                for u, s, r in zip(users, scores, raw_scores(frame), strict=True)
             ],
         }
 
@@ -222,6 +225,7 @@ async def new_user_recommendations(
                     f"scale {low:g}..{high:g}",
                 )
         ratings[iid] = r.rating
+    check_genre(served, body.genre)
     ids = id_array(list(ratings), served.item_ids_int)
     known = served.known_items(ids)
     frame = await service.run(

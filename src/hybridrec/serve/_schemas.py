@@ -14,15 +14,24 @@ IdIn = StrictInt | Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CH
 IdOut = int | str
 
 
+SCORE_DOC = (
+    "the unclipped model score that orders the list: several predicted ratings clipped to the "
+    "top of the scale tie, their scores do not; null for models whose ranking is not a rating "
+    "(implicit, ranker by relevance)"
+)
+
+
 class ItemScore(BaseModel):
     movieId: IdOut
     title: str | None = Field(None, description="present when the model has item metadata")
     predicted_rating: float
+    score: float | None = Field(None, description=SCORE_DOC)
 
 
 class UserScore(BaseModel):
     userId: IdOut
     predicted_rating: float
+    score: float | None = Field(None, description=SCORE_DOC)
 
 
 class Recommendations(BaseModel):

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from fastapi import Depends, HTTPException, Request, Response
 
+from hybridrec._core.contract import unknown_genre
 from hybridrec.serve._holder import ModelHolder, ServedModel
 from hybridrec.serve._schemas import MAX_ID_CHARS
 
@@ -102,6 +103,11 @@ def clean(value: Any) -> Any:
     return value
 
 
+def raw_scores(frame: pd.DataFrame) -> list[Any]:
+    """The ``score`` column (unclipped; what orders a ranked list), or nulls without one."""
+    return frame["score"].tolist() if "score" in frame.columns else [math.nan] * len(frame)
+
+
 def item_scores(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ids = frame["movieId"].tolist()
     scores = frame["predicted_rating"].tolist()
@@ -111,6 +117,14 @@ def item_scores(frame: pd.DataFrame) -> list[dict[str, Any]]:
             "movieId": i,
             "title": t if isinstance(t, str) else None,
             "predicted_rating": number(s),
+            "score": number(r),
         }
-        for i, t, s in zip(ids, titles, scores, strict=True)
+        for i, t, s, r in zip(ids, titles, scores, raw_scores(frame), strict=True)
     ]
+
+
+def check_genre(served: ServedModel, genre: str | None) -> None:
+    """A genre no movie of the model has is a 422 naming it, with the CLI's message."""
+    problem = unknown_genre("genre", genre, list(served.genres)) if genre else None
+    if problem:
+        raise HTTPException(422, problem)
