@@ -5,6 +5,9 @@
 VENV ?= $(or $(VIRTUAL_ENV),.venv)
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+# Recipes run as in the activated environment, so that the processes they start (the
+# hybridrec command, Spark's Python workers) find its python and packages first.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test lint install install-dev
 
