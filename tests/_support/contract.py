@@ -89,16 +89,6 @@ def contract_data(seed: int = 3) -> ContractData:
     return ContractData(ratings, users, items)
 
 
-#: HybridRecommender.recommend (and so the Spark hybrid's local form) skips the user's training
-#: ratings only, not the ratings in its evaluation hold-out, which MatrixFactorization and
-#: RankingRecommender skip too ("items the user rated, in training or in the hold-out").
-HYBRID_SHOWS_HELD_OUT_ITEMS = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HybridRecommender.recommend recommends items the user rated in the eval hold-out",
-)
-
-
 class RecommenderContract:
     """The checks every model kind passes; subclass it once per kind (see the module doc)."""
 

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 import pytest
 from _support.contract import (
-    HYBRID_SHOWS_HELD_OUT_ITEMS,
     ContractData,
     RecommenderContract,
     check_cold_start_rows,
@@ -78,10 +77,6 @@ class SparkHybridContract(SparkContract):
 
     def check_unknown_ids(self, model: Any, data: ContractData) -> None:
         check_cold_start_rows(model, data)
-
-    @HYBRID_SHOWS_HELD_OUT_ITEMS
-    def test_recommend_skips_every_item_the_user_rated(self, model, data):
-        super().test_recommend_skips_every_item_the_user_rated(model, data)
 
     def test_recommend_skips_the_training_ratings(self, model, data):
         check_training_ratings_skipped(model, data, model.eval_set_)

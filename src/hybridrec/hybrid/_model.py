@@ -41,6 +41,7 @@ from hybridrec.hybrid._features import (
     has_attributes,
     notebook_user_attributes,
 )
+from hybridrec.hybrid._held_out import drop_held_out, seen_items, seen_users
 from hybridrec.hybrid._persistence import load_hybrid, save_hybrid
 from hybridrec.hybrid._stacking import BaseFeatures, NewUserRidge, out_of_fold_matrix
 from hybridrec.hybrid.regressors import make_regressor, search_space
@@ -61,8 +62,7 @@ DEFAULT_REGRESSOR_PARAMS: dict[str, dict[str, Any]] = {
         "early_stopping_rounds": 100,
     },
 }
-# MatrixFactorization parameters that do not shape the fitted factors
-_MF_FIT_ONLY = ("eval_fraction", "show_progress")
+_MF_FIT_ONLY = ("eval_fraction", "show_progress")  # MF parameters that leave the factors as is
 
 
 class HybridRecommender(WrapsMatrixFactorization):
@@ -445,7 +445,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         allowed = mf._candidate_mask(genre, candidates)
         u = mf.user_vocab_.index_one(user)
         if exclude_seen and u >= 0:
-            allowed[mf.seen_.indices[mf.seen_.indptr[u] : mf.seen_.indptr[u + 1]]] = False
+            allowed[seen_items(self, u)] = False
         items = np.flatnonzero(allowed)
         user_ids = np.full(items.size, user if u < 0 else mf.user_vocab_.ids[u], dtype=object)
         if u >= 0:
@@ -496,7 +496,7 @@ class HybridRecommender(WrapsMatrixFactorization):
             raise DataError(f"movieId {item} is not in the model: no user can be targeted for it")
         users = np.arange(len(mf.user_vocab_))
         if exclude_seen:
-            users = np.setdiff1d(users, mf._users_who_saw(i))
+            users = np.setdiff1d(users, seen_users(self, i))
         item_ids = np.full(users.size, mf.item_vocab_.ids[i])
         scores = self.regressor_.predict(self.features(mf.user_vocab_.ids[users], item_ids))
         order = _top_n(np.asarray(scores, dtype=np.float64), n)
@@ -513,6 +513,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         mf = self.mf_
         for batch in mf.recommend_all(candidates_per_user, exclude_seen=exclude_seen):
             frame = batch.to_pandas()
+            frame = drop_held_out(self, frame) if exclude_seen else frame
             frame["predicted_rating"] = self.predict(
                 frame[USER_COL].to_numpy(), frame[ITEM_COL].to_numpy()
             )
