@@ -1,26 +1,37 @@
 """Ranking on MovieLens 100K: random 80/20 split (seed 42), relevant = held-out rating >= 4,
 items rated in training excluded. Popularity, explicit MF ranked by predicted rating, implicit
-ALS, the blended ranker (hybridrec's default for ranking models) and LightFM WARP where it
-installs, all on the same split in one run.
+ALS, EASE, the `implicit` library's ALS (same confidence 1 + alpha * rating, same factors and
+penalty), the blended ranker (hybridrec's default for ranking models) and LightFM WARP where it
+installs, all on the same split in one run, through the same metric code.
 
     python benchmarks/ranking_ml100k.py      # writes results/ranking_ml100k.json
+
+The same comparison on another dataset (any layout ``hybridrec load`` reads), to check that the
+defaults generalise to another shape:
+
+    python benchmarks/ranking_ml100k.py --data DIR --name synth2m   # results/ranking_synth2m.json
 """
 
 from __future__ import annotations
 
+import argparse
+import tempfile
 import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from _common import write_result
 from mf_ml100k import load_ml100k
 
 from hybridrec._core.sparse import Csr
 from hybridrec.evaluate import ranking_metrics
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
-from hybridrec.ranking import RankingRecommender
+from hybridrec.ranking import EASE, RankingRecommender
+from hybridrec.workspace import Workspace
 
 K = 10
+PROTOCOL = "80/20 random split seed 42; relevant = held-out rating >= 4; training items excluded"
 KEYS = (
     "precision@10",
     "recall@10",
@@ -36,6 +47,17 @@ def popularity(mf: MatrixFactorization) -> dict[str, float]:
     """Most-rated unseen items first, for every user, evaluated like the models."""
     train = mf._train_csr
     counts = np.bincount(train.indices, minlength=len(mf.item_vocab_)).astype(np.float64)
+    users, indptr, indices = _relevant(mf)
+    top = np.full((users.size, K), -1)
+    for row, user in enumerate(users):
+        scores = counts.copy()
+        scores[train.indices[train.indptr[user] : train.indptr[user + 1]]] = -np.inf
+        top[row] = np.argsort(-scores, kind="stable")[:K]
+    return ranking_metrics(top, indptr, indices, K, item_popularity=mf._item_popularity())
+
+
+def _relevant(mf: MatrixFactorization) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users with a relevant held-out item, CSR indptr and indices of those items)."""
     held = mf.eval_set_
     u = mf.user_vocab_.index_of(held["userId"].to_numpy())
     i = mf.item_vocab_.index_of(held["movieId"].to_numpy())
@@ -44,21 +66,62 @@ def popularity(mf: MatrixFactorization) -> dict[str, float]:
         u[rel], i[rel], np.ones(int(rel.sum()), np.float32), len(mf.user_vocab_), sort_cols=True
     )
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
-    top = np.full((users.size, K), -1)
-    for row, user in enumerate(users):
-        scores = counts.copy()
-        scores[train.indices[train.indptr[user] : train.indptr[user + 1]]] = -np.inf
-        top[row] = np.argsort(-scores, kind="stable")[:K]
-    counts_rel = np.diff(relevant.indptr)[users]
-    indptr = np.concatenate([[0], np.cumsum(counts_rel)])
+    counts = np.diff(relevant.indptr)[users]
+    indptr = np.concatenate([[0], np.cumsum(counts)])
     indices = np.concatenate(
         [relevant.indices[relevant.indptr[x] : relevant.indptr[x + 1]] for x in users]
     )
-    return ranking_metrics(top, indptr, indices, K, item_popularity=mf._item_popularity())
+    return users, indptr, indices
+
+
+def implicit_library_als(
+    mf: MatrixFactorization, implicit: ImplicitMatrixFactorization
+) -> tuple[dict[str, float], float]:
+    """`implicit`'s ALS (conjugate gradient, its default) on hybridrec's training ratings with
+    the same confidence (1 + alpha * rating), factors, penalty and iterations."""
+    import scipy.sparse as sp
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    train = implicit._train_csr  # the same split as the MF's (same seed and eval_fraction)
+    x = sp.csr_matrix(
+        (train.values.astype(np.float32), train.indices, train.indptr),
+        shape=(len(mf.user_vocab_), len(mf.item_vocab_)),
+    )
+    model = AlternatingLeastSquares(
+        factors=implicit.num_factors,
+        regularization=implicit.l2_reg,
+        alpha=implicit.wals_alpha,
+        iterations=implicit.max_iterations,
+        random_state=42,
+        num_threads=2,
+    )
+    start = time.perf_counter()
+    with threadpool_limits(1, "blas"):
+        model.fit(x, show_progress=False)
+    seconds = time.perf_counter() - start
+    users, indptr, indices = _relevant(mf)
+    top, _ = model.recommend(users, x[users], N=K, filter_already_liked_items=True)
+    metrics = ranking_metrics(top, indptr, indices, K, item_popularity=mf._item_popularity())
+    return metrics, seconds
+
+
+def load(data: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Ratings, users and movies of any dataset ``hybridrec load`` reads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(tmp)
+        ws.load(data)
+        tables = ws.ratings(), ws.users(), ws.movies()
+        ws.close()
+    return tables
 
 
 def main() -> None:
-    ratings, users, items = load_ml100k()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="another dataset [default: MovieLens 100K]")
+    parser.add_argument("--name", default="ml100k", help="results/ranking_NAME.json")
+    args = parser.parse_args()
+    ratings, users, items = load_ml100k() if args.data is None else load(args.data)
     rows: list[dict[str, Any]] = []
 
     def record(name: str, metrics: dict[str, float], seconds: float) -> None:
@@ -76,8 +139,24 @@ def main() -> None:
     implicit = ImplicitMatrixFactorization().fit(ratings, items=items)
     record("implicit ALS", implicit.metrics_, time.perf_counter() - start)
     start = time.perf_counter()
+    ease = EASE().fit(ratings, items=items)
+    record(
+        f"EASE (l2_reg {ease.l2_reg_:g}, chosen on a validation split)",
+        ease.metrics_,
+        time.perf_counter() - start,
+    )
+    library, seconds = implicit_library_als(mf, implicit)
+    record("implicit 0.7.3 ALS (same confidence, factors, penalty)", library, seconds)
+    start = time.perf_counter()
     ranker = RankingRecommender().fit(ratings, users, items)
     record("hybridrec ranker (default)", ranker.metrics_, time.perf_counter() - start)
+    if args.data is not None:
+        path = write_result(
+            f"ranking_{args.name}",
+            {"dataset": args.data, "protocol": PROTOCOL, "rows": rows},
+        )
+        print(f"wrote {path}")
+        return
     try:
         import lightfm  # noqa: F401
 
@@ -89,8 +168,7 @@ def main() -> None:
     path = write_result(
         "ranking_ml100k",
         {
-            "protocol": "ml100k 80/20 random split seed 42; relevant = held-out rating >= 4; "
-            "training items excluded",
+            "protocol": f"ml100k {PROTOCOL}",
             "rows": rows,
             "user_903_comedy_top5": {
                 "ranker": ranker.recommend(903, 5, genre="Comedy").to_dict(orient="records"),

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+from _support.cli import run
 from _support.data import taste_driven_ratings
 
 from hybridrec.mf import MatrixFactorization
 from hybridrec.ranking import RankingRecommender
+from hybridrec.ranking._features import FEATURES
 
 FAST = {
     "mf_params": {"num_factors": 4, "max_iterations": 4},
     "implicit_params": {"num_factors": 4, "l2_reg": 5.0, "max_iterations": 5},
+    "ease_params": {"l2_reg": 50.0},
     "ranker_params": {"num_boost_round": 30},
     "n_candidates": 30,
     "validation_fraction": 0.2,
@@ -85,3 +91,82 @@ def test_unknown_user_and_bad_rank_by(ranker):
     assert len(recs) == 3
     with pytest.raises(Exception, match="rank_by"):
         ranker.recommend(7, 3, rank_by="popularity")
+
+
+def test_candidates_come_from_both_implicit_als_and_ease(ranker):
+    u = ranker.mf_.user_vocab_.index_one(7)
+    cands, x = ranker._block(np.array([u], dtype=np.int32), ranker._all_items(), ranker.mf_.seen_)
+    valid = cands[0] >= 0
+    assert len(FEATURES) == x.shape[2]
+    implicit_rank = x[0, valid, FEATURES.index("implicit.rank")]
+    ease_rank = x[0, valid, FEATURES.index("ease.rank")]
+    # the union is larger than either model's own top list
+    assert valid.sum() > FAST["n_candidates"]
+    assert np.isfinite(implicit_rank).all() and np.isfinite(ease_rank).all()
+
+
+def test_a_new_user_is_ranked_by_the_ranker(ranker, data):
+    ratings, _ = data
+    train = ranker.mf_._train_csr
+    u = ranker.mf_.user_vocab_.index_one(7)
+    items = ranker.mf_.item_vocab_.ids[train.indices[train.indptr[u] : train.indptr[u + 1]]]
+    mine = ratings.set_index("movieId").loc[items]
+    mine = mine[mine["userId"] == 7]["rating"]
+    as_new = ranker.recommend_new_user(mine.to_dict(), 10, genre="Comedy")
+    assert list(as_new.columns) == ["movieId", "title", "predicted_rating", "relevance"]
+    assert as_new["relevance"].is_monotonic_decreasing
+    assert not set(items) & set(as_new["movieId"]) and all(m % 2 for m in as_new["movieId"])
+    # the same person, known or new, gets much the same list (fold-in ≈ the trained vectors)
+    known = ranker.recommend(7, 10, genre="Comedy")
+    assert len(set(as_new["movieId"]) & set(known["movieId"])) >= 6
+    # the fold-in order of the explicit MF alone is a different list
+    by_rating = ranker.mf_.recommend_new_user(mine.to_dict(), 10, genre="Comedy")
+    assert list(by_rating["movieId"]) != list(as_new["movieId"])
+
+
+def test_a_new_user_with_no_known_movie_gets_the_mf_fallback(ranker):
+    recs = ranker.recommend_new_user({10**9: 5.0}, 3)
+    pd.testing.assert_frame_equal(recs, ranker.mf_.recommend_new_user({10**9: 5.0}, 3))
+
+
+def test_cli_and_http_rank_a_new_user(tmp_path):
+    ws = tmp_path / "ws"
+    synth = ("--users", "150", "--items", "80", "--ratings", "6000")
+    assert run(ws, "synth", "--out", str(tmp_path / "synth"), *synth)[0] == 0
+    assert run(ws, "load", str(tmp_path / "synth"))[0] == 0
+    assert run(ws, "train", "mf", "--name", "m", "--num-factors", "4")[0] == 0
+    code, _, err = run(ws, "train", "ranker", "--name", "r", "--mf", "m", "--candidates", "20")
+    assert code == 0, err
+    model = RankingRecommender.load(ws / "models" / "r")
+    liked = {int(i): 5.0 for i in model.item_vocab_.ids[:5]}
+    pd.DataFrame({"movieId": list(liked), "rating": list(liked.values())}).to_csv(
+        tmp_path / "me.csv", index=False
+    )
+    code, out, err = run(
+        ws, "recommend", "r", "--ratings", str(tmp_path / "me.csv"), "-n", "5", "--format", "json"
+    )
+    assert code == 0, err
+    expected = model.recommend_new_user(liked, 5)
+    got = json.loads(out)
+    assert [r["movieId"] for r in got] == expected["movieId"].tolist()
+    assert all("relevance" in r for r in got)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from hybridrec.serve import create_app
+
+    client = TestClient(create_app(ws / "models" / "r"))
+    body = {"ratings": [{"item": i, "rating": r} for i, r in liked.items()], "n": 5}
+    answer = client.post("/recommend/new-user", json=body)
+    assert answer.status_code == 200, answer.text
+    assert [x["movieId"] for x in answer.json()["items"]] == expected["movieId"].tolist()
+
+
+def test_recommend_all_matches_recommend(ranker):
+    import pyarrow as pa
+
+    table = pa.Table.from_batches(list(ranker.recommend_all(3))).to_pandas()
+    assert table["userId"].nunique() == len(ranker.user_vocab_)
+    first = table[table["userId"] == 7]
+    assert first["movieId"].tolist() == ranker.recommend(7, 3)["movieId"].tolist()

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "EASE_KIND",
     "FEATURE_REGRESSOR",
     "HYBRID",
     "KINDS",
@@ -140,6 +141,9 @@ FEATURE_REGRESSOR = ModelKind(
     {"params": dict, "encoder": list, "regressor": dict},
     recommends=False,
 )
+EASE_KIND = ModelKind(
+    "ease", "hybridrec.ranking", "EASE", "an EASE", {"params": dict, "l2_reg": NUMBER}
+)
 
 #: every kind a saved model may have, by its ``meta.json`` name
 KINDS: Mapping[str, ModelKind] = {
@@ -150,6 +154,7 @@ KINDS: Mapping[str, ModelKind] = {
         RANKING,
         HYBRID,
         FEATURE_REGRESSOR,
+        EASE_KIND,
     )
 }
 

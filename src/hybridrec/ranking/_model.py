@@ -1,18 +1,14 @@
-"""A ranking recommender: implicit-feedback candidates re-ranked by a learned ranker."""
+"""A ranking recommender: implicit-ALS and EASE candidates re-ranked by a learned ranker."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hybridrec import artifacts
 from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
-from hybridrec._core.contract import RANKING
 from hybridrec._core.params import (
     check_fraction,
     check_integer,
@@ -21,45 +17,49 @@ from hybridrec._core.params import (
     constructor_params,
 )
 from hybridrec._core.progress import progress_bar
-from hybridrec._core.sparse import Csr, top_n
+from hybridrec._core.sparse import Csr, rows_of
 from hybridrec._errors import DataError, ModelError
-from hybridrec.artifacts import RETRAIN, read_lightgbm
 from hybridrec.data import holdout_mask, ratings_arrays
 from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
-from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization, WrapsMatrixFactorization
+from hybridrec.mf import (
+    ImplicitMatrixFactorization,
+    MatrixFactorization,
+    WrapsMatrixFactorization,
+    fold_in_arrays,
+)
+from hybridrec.ranking import _features, _stats
+from hybridrec.ranking._ease import EASE
+from hybridrec.ranking._features import PREDICTED, Scorers, UserSignals
+from hybridrec.ranking._persist import load_ranking, save_ranking
+from hybridrec.ranking._ranker import grade, train_ranker
 
 __all__ = ["RankingRecommender"]
 
-KIND = RANKING.name
-FEATURES = (
-    "implicit.score",
-    "implicit.score_vs_best",
-    "implicit.rank",
-    "mf.predicted_rating",
-    "mf.rank",
-    "item.popularity_log",
-    "item.mean_rating",
-    "user.n_log",
-)
-RANKER_FILE = "ranker.txt"
+#: users whose candidates are scored at once (a block is users × items float32, twice)
+BLOCK = 256
 
 
 class RankingRecommender(WrapsMatrixFactorization):
     """Recommends what a user is likely to watch *and* like.
 
-    1. **Candidates**: the ``n_candidates`` unseen items with the highest score of an implicit
-       ALS model (:class:`~hybridrec.mf.ImplicitMatrixFactorization`: who rated what).
-    2. **Ranking**: a LightGBM LambdaRank model orders the candidates from the implicit score
-       and rank, the explicit MF's predicted rating, the item's popularity and mean rating and
-       the user's activity.
+    1. **Candidates**: the union of the ``n_candidates`` best unseen items of an implicit ALS
+       model (:class:`~hybridrec.mf.ImplicitMatrixFactorization`: who rated what) and of an
+       :class:`~hybridrec.ranking.EASE` model (an item-item closed form on the same signal).
+    2. **Ranking**: a LightGBM ranking model (XE-NDCG) orders the candidates from each model's
+       score, score relative to the user's best and rank, the explicit MF's predicted rating
+       and rank, the item's popularity, mean rating, recent share of ratings and age, the
+       user's affinity to the item's genres and the user's activity (``FEATURES``).
 
     How the ranker is trained without leakage: a random ``validation_fraction`` (20 %) of the
-    training ratings is set aside; both MF models are fitted on the rest; each validation user's
-    candidates are labelled by the set-aside ratings (2 for 5 stars and more, 1 for 4 to 5,
-    0 otherwise) and the ranker learns to put the liked ones first. The MF models are then
-    refitted on all training ratings for serving. The ``eval_fraction`` hold-out (the same one
+    training ratings is set aside; the three base models are fitted on the rest; the candidates
+    of (at most ``max_ranker_users``) validation users are labelled by the set-aside ratings
+    (1 for a rating of at least ``relevance_threshold``, else 0) and the ranker learns to
+    put the liked ones first. The base models are then refitted on all training ratings for
+    serving (EASE with the λ it chose). The ``eval_fraction`` hold-out (the one
     :class:`~hybridrec.mf.MatrixFactorization` makes with the same seed) is never seen.
 
+    A new user with a few ratings is ranked the same way: folded into both ALS models (one
+    least-squares solve each) and scored by EASE from the items they rated.
     ``recommend(rank_by="predicted_rating")`` gives the notebook's behaviour: the explicit MF's
     ordering. Predicted ratings shown are always the explicit MF's, on the rating scale.
     """
@@ -69,8 +69,10 @@ class RankingRecommender(WrapsMatrixFactorization):
         *,
         mf_params: dict[str, Any] | None = None,
         implicit_params: dict[str, Any] | None = None,
+        ease_params: dict[str, Any] | None = None,
         ranker_params: dict[str, Any] | None = None,
         n_candidates: int = 100,
+        max_ranker_users: int = 20_000,
         relevance_threshold: float = 4.0,
         validation_fraction: float = 0.2,
         eval_fraction: float = 0.2,
@@ -79,8 +81,10 @@ class RankingRecommender(WrapsMatrixFactorization):
     ) -> None:
         self.mf_params = mf_params
         self.implicit_params = implicit_params
+        self.ease_params = ease_params
         self.ranker_params = ranker_params
         self.n_candidates = n_candidates
+        self.max_ranker_users = max_ranker_users
         self.relevance_threshold = relevance_threshold
         self.validation_fraction = validation_fraction
         self.eval_fraction = eval_fraction
@@ -93,23 +97,30 @@ class RankingRecommender(WrapsMatrixFactorization):
     def _check_params(self) -> None:
         """One ``ValueError`` naming the first bad hyper-parameter (NaN and inf are bad)."""
         check_integer("n_candidates", self.n_candidates, low=1)
+        check_integer("max_ranker_users", self.max_ranker_users, low=1)
         check_number("relevance_threshold", self.relevance_threshold)
         check_fraction("validation_fraction", self.validation_fraction, allow_zero=False)
         check_fraction("eval_fraction", self.eval_fraction)
         check_seed("seed", self.seed)
         try:
             models = self._base_models()
-        except TypeError as exc:  # an unknown name in mf_params / implicit_params
-            raise ValueError(f"mf_params or implicit_params: {exc}") from None
+        except TypeError as exc:  # an unknown name in mf_params / implicit_params / ease_params
+            raise ValueError(f"mf_params, implicit_params or ease_params: {exc}") from None
         for model in models:
             model._check_params()
 
     # ------------------------------------------------------------------ fitting
-    def _base_models(self) -> tuple[MatrixFactorization, ImplicitMatrixFactorization]:
+    def _base_models(
+        self, ease_l2: float | None = None
+    ) -> tuple[MatrixFactorization, ImplicitMatrixFactorization, EASE]:
         common = {"seed": self.seed, "eval_fraction": 0.0}
         mf = MatrixFactorization(**{**(self.mf_params or {}), **common})
         implicit = ImplicitMatrixFactorization(**{**(self.implicit_params or {}), **common})
-        return mf, implicit
+        ease_options = {"max_items": 10_000, **(self.ease_params or {}), **common}
+        if ease_l2 is not None:
+            ease_options["l2_reg"] = ease_l2
+        ease = EASE(**{"relevance_threshold": self.relevance_threshold, **ease_options})
+        return mf, implicit, ease
 
     def fit(
         self,
@@ -117,14 +128,20 @@ class RankingRecommender(WrapsMatrixFactorization):
         users: pd.DataFrame | None = None,
         items: pd.DataFrame | None = None,
     ) -> RankingRecommender:
-        """Fit on ratings (``userId``, ``movieId``, ``rating``); ``items`` gives titles and
-        genres (``users`` is accepted for a uniform API and not used)."""
+        """Fit on ratings (``userId``, ``movieId``, ``rating`` [, ``timestamp``]); ``items``
+        gives titles and genres (``users`` is accepted for a uniform API and not used)."""
         self._check_params()
         users_ext, items_ext, values = ratings_arrays(ratings)
         held_out = holdout_mask(values.size, self.eval_fraction, self.seed)
         frame = pd.DataFrame({USER_COL: users_ext, ITEM_COL: items_ext, RATING_COL: values})
+        if "timestamp" in ratings.columns:
+            frame["timestamp"] = pd.to_numeric(ratings["timestamp"], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
         train = frame.loc[~held_out].reset_index(drop=True)
-        self.eval_set_ = frame.loc[held_out].reset_index(drop=True)
+        self.eval_set_ = frame.loc[held_out, [USER_COL, ITEM_COL, RATING_COL]].reset_index(
+            drop=True
+        )
         val = holdout_mask(len(train), self.validation_fraction, [self.seed, 5])
         if val.all() or not val.any():
             raise DataError(
@@ -132,99 +149,160 @@ class RankingRecommender(WrapsMatrixFactorization):
                 f"{self.validation_fraction} of {len(train)} training ratings leaves "
                 f"{int((~val).sum())} to fit on and {int(val.sum())} to label; give more ratings"
             )
-        with progress_bar("ranking", 5, show=self.show_progress) as bar:
+        with progress_bar("ranking", 4, show=self.show_progress) as bar:
             fit_part, val_part = train.loc[~val], train.loc[val]
-            mf, implicit = self._base_models()
-            mf.fit(fit_part, items=items)
-            bar.advance(1, "ranking: implicit candidates")
-            implicit.fit(fit_part, items=items)
-            self._set_state(mf, implicit, fit_part)
+            self._fit_base(fit_part, items)
             bar.advance(1, "ranking: training the ranker")
             x, labels, groups = self._training_rows(val_part)
-            self.ranker_ = _train_ranker(x, labels, groups, self.seed, self.ranker_params)
+            self.ranker_ = train_ranker(x, labels, groups, self.seed, self.ranker_params)
             bar.advance(1, "ranking: refitting on all training ratings")
-            mf, implicit = self._base_models()
-            mf.fit(train, items=items)
-            implicit.fit(train, items=items)
-            self._set_state(mf, implicit, train)
-            bar.advance(2)
-        self.metrics_ = self.evaluate() if len(self.eval_set_) else {}
+            self._fit_base(train, items, self.ease_.l2_reg_)
+            bar.advance(1, "ranking: evaluating")
+            self.metrics_ = self.evaluate(max_users=20_000) if len(self.eval_set_) else {}
+            bar.advance(1)
         return self
 
-    def _set_state(
-        self, mf: MatrixFactorization, implicit: ImplicitMatrixFactorization, train: pd.DataFrame
+    def _fit_base(
+        self,
+        ratings: pd.DataFrame,
+        items: pd.DataFrame | None,
+        ease_l2: float | None = None,
     ) -> None:
-        if not np.array_equal(mf.item_vocab_.ids, implicit.item_vocab_.ids):
-            raise ModelError("explicit and implicit models disagree on the catalogue")
-        self.mf_, self.implicit_ = mf, implicit
-        counts = (
-            train.groupby(ITEM_COL)[RATING_COL].agg(["size", "sum"]).reindex(mf.item_vocab_.ids)
-        )
-        counts = counts.fillna(0.0)
-        mean = float(train[RATING_COL].mean())
-        self.item_popularity_log_ = np.log1p(counts["size"].to_numpy(float))
-        self.item_mean_rating_ = ((counts["sum"] + 5 * mean) / (counts["size"] + 5)).to_numpy(float)
-        user_counts = train.groupby(USER_COL).size().reindex(mf.user_vocab_.ids).fillna(0)
-        self.user_n_log_ = np.log1p(user_counts.to_numpy(float))
+        """Fit the base models (EASE with λ ``ease_l2``; None: EASE chooses it)."""
+        mf, implicit, ease = self._base_models(ease_l2)
+        basic = ratings[[USER_COL, ITEM_COL, RATING_COL]]
+        mf.fit(basic, items=items)
+        implicit.fit(basic, items=items)
+        ease.fit(basic, items=items)
+        for other in (implicit, ease):
+            if not np.array_equal(mf.item_vocab_.ids, other.item_vocab_.ids):
+                raise ModelError("the base models disagree on the catalogue")
+        self.mf_, self.implicit_, self.ease_ = mf, implicit, ease
+        self.item_stats_ = _stats.item_stats(ratings, mf.item_vocab_, mf.items_meta_)
+        self.user_n_ = np.diff(mf._train_csr.indptr).astype(np.float64)
+        self._clear_caches()
 
-    def _candidates(self, u: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(item indices, implicit scores) of the top candidates for known user ``u``."""
-        implicit = self.implicit_
-        scores = implicit.item_factors_ @ implicit.user_factors_[u]
-        scores = np.where(allowed, scores, -np.inf)
-        top = top_n(scores.astype(np.float64), self.n_candidates)
-        return top, scores[top]
-
-    def _features(self, u: int, items: np.ndarray, implicit_scores: np.ndarray) -> np.ndarray:
-        mf = self.mf_
-        predicted = mf._predict_indices(
-            np.full(items.size, u, dtype=np.int32), items.astype(np.int32)
-        )
-        # Ranks and ratios are comparable between the models the ranker was trained on (fitted
-        # on less data) and the refitted ones it serves with; raw scores drift a little.
-        best = float(implicit_scores.max()) if implicit_scores.size else 1.0
-        mf_rank = np.empty(items.size)
-        mf_rank[np.argsort(-predicted, kind="stable")] = np.arange(items.size)
-        return np.column_stack(
-            [
-                implicit_scores,
-                implicit_scores / best if best > 0 else implicit_scores,
-                np.arange(items.size, dtype=np.float64),
-                predicted,
-                mf_rank,
-                self.item_popularity_log_[items],
-                self.item_mean_rating_[items],
-                np.full(items.size, self.user_n_log_[u]),
-            ]
-        )
+    def _clear_caches(self) -> None:
+        for name in ("_held_out_csr", "_scorers_cache", "_implicit_gram", "_profiles"):
+            self.__dict__.pop(name, None)
 
     def _training_rows(self, val_part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Features, graded labels and group sizes of the validation users' candidates."""
         mf = self.mf_
         u = mf.user_vocab_.index_of(val_part[USER_COL].to_numpy())
         i = mf.item_vocab_.index_of(val_part[ITEM_COL].to_numpy())
         r = val_part[RATING_COL].to_numpy()
         keep = (u >= 0) & (i >= 0)
-        u, i, r = u[keep], i[keep], r[keep]
+        labelled = Csr.build(u[keep], i[keep], r[keep], len(mf.user_vocab_), sort_cols=True)
+        liked = keep & (r >= self.relevance_threshold)
+        users = np.unique(u[liked]).astype(np.int32)
+        if users.size > self.max_ranker_users:
+            rng = np.random.default_rng([self.seed, 7])
+            users = np.sort(rng.choice(users, self.max_ranker_users, replace=False))
         xs, ys, groups = [], [], []
-        seen = mf.seen_
-        for user in np.unique(u):
-            liked = dict(zip(i[u == user].tolist(), r[u == user].tolist(), strict=True))
-            if not any(v >= self.relevance_threshold for v in liked.values()):
-                continue
-            allowed = np.ones(len(mf.item_vocab_), dtype=bool)
-            allowed[seen.indices[seen.indptr[user] : seen.indptr[user + 1]]] = False
-            items, scores = self._candidates(int(user), allowed)
-            labels = np.array([_grade(liked.get(int(c)), self.relevance_threshold) for c in items])
-            if labels.max() == 0:
-                continue
-            xs.append(self._features(int(user), items, scores))
-            ys.append(labels)
-            groups.append(items.size)
+        for start in range(0, users.size, BLOCK):
+            block = users[start : start + BLOCK]
+            cands, x = self._block(block, self._all_items(), mf._train_csr)
+            for row, user in enumerate(block):
+                valid = cands[row] >= 0
+                items_row = cands[row][valid]
+                lo, hi = labelled.indptr[user], labelled.indptr[user + 1]
+                rated = dict(
+                    zip(labelled.indices[lo:hi].tolist(), labelled.values[lo:hi], strict=True)
+                )
+                labels = np.array(
+                    [grade(rated.get(int(c)), self.relevance_threshold) for c in items_row]
+                )
+                if labels.size and labels.max() > 0:
+                    xs.append(x[row][valid])
+                    ys.append(labels)
+                    groups.append(int(valid.sum()))
         if not xs:
             raise DataError(
                 "too few ratings to train the ranker: no validation user liked a candidate"
             )
         return np.vstack(xs), np.concatenate(ys), groups
+
+    # ------------------------------------------------------------------ user signals
+    def _scorers(self) -> Scorers:
+        scorers = self.__dict__.get("_scorers_cache")
+        if scorers is None:
+            mf = self.mf_
+            scorers = self._scorers_cache = Scorers(
+                implicit_items=self.implicit_.item_factors_,
+                mf_items=mf.item_factors_,
+                mf_item_bias=mf.item_bias_,
+                mf_mean=mf.global_mean_,
+                rating_range=mf.rating_range_,
+            )
+        return scorers
+
+    def _known_signals(self, users: np.ndarray) -> UserSignals:
+        mf = self.mf_
+        return UserSignals(
+            implicit=self.implicit_.user_factors_[users],
+            ease_scores=self.ease_.scores_of_users(users),
+            mf_factors=mf.user_factors_[users],
+            mf_bias=mf.user_bias_[users],
+            n_rated=self.user_n_[users],
+            genre_profile=self._genre_profiles()[users],
+        )
+
+    def _genre_profiles(self) -> np.ndarray:
+        profiles = self.__dict__.get("_profiles")
+        if profiles is None:
+            profiles = self._profiles = _stats.genre_profiles(
+                self.mf_._train_csr, self.item_stats_.genres
+            )
+        return profiles
+
+    def _new_user_signals(self, rated: np.ndarray, values: np.ndarray) -> UserSignals:
+        """A new user who rated the (known) item indices ``rated`` with ``values``."""
+        implicit = self.implicit_
+        gram = self.__dict__.get("_implicit_gram")
+        if gram is None:
+            y = implicit.item_factors_.astype(np.float64)
+            gram = self._implicit_gram = y.T @ y
+        vector = _features.implicit_fold_in(
+            implicit.item_factors_,
+            gram,
+            rated,
+            values,
+            float(implicit.wals_alpha),
+            float(implicit.l2_reg),
+        )
+        ids = self.mf_.item_vocab_.ids[rated]
+        mf_factors, mf_bias = self.mf_.fold_in(
+            dict(zip(ids.tolist(), values.tolist(), strict=True))
+        )
+        return UserSignals(
+            implicit=vector[None, :],
+            ease_scores=self.ease_.scores_of_items(rated)[None, :],
+            mf_factors=mf_factors[None, :],
+            mf_bias=np.array([mf_bias]),
+            n_rated=np.array([float(rated.size)]),
+            genre_profile=_features.genre_profile(self.item_stats_.genres[rated])[None, :],
+        )
+
+    def _block(
+        self, users: np.ndarray, allowed: np.ndarray, *excluded: Csr
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates and features of known users ``users``, skipping the rows of ``excluded``."""
+        excl = [
+            np.concatenate([c.indices[c.indptr[u] : c.indptr[u + 1]] for c in excluded])
+            for u in users
+        ]
+        return _features.candidates_and_features(
+            self._known_signals(users),
+            self._scorers(),
+            self.item_stats_,
+            allowed,
+            excl,
+            self.n_candidates,
+        )
+
+    def _all_items(self) -> np.ndarray:
+        return np.ones(len(self.mf_.item_vocab_), dtype=bool)
 
     # ------------------------------------------------------------------ using
     def _require_fitted(self) -> None:
@@ -259,12 +337,51 @@ class RankingRecommender(WrapsMatrixFactorization):
             )
         if n < 1:
             raise DataError(f"n must be at least 1, got {n}")
-        allowed = mf._candidate_mask(genre, candidates)
-        if exclude_seen:
-            # rated in training, or in the evaluation hold-out: the user has seen them all
-            for seen in (mf.seen_, self._held_out_seen()):
-                allowed[seen.indices[seen.indptr[u] : seen.indptr[u + 1]]] = False
-        return self._ranked(u, allowed, n)
+        allowed = mf._allowed_items(genre, candidates)
+        # rated in training, or in the evaluation hold-out: the user has seen them all
+        excluded = (mf.seen_, self._held_out_seen()) if exclude_seen else ()
+        cands, x = self._block(np.array([u], dtype=np.int32), allowed, *excluded)
+        return self._ranked(cands[0], x[0], n)
+
+    def recommend_new_user(
+        self,
+        ratings: pd.DataFrame | dict[Any, float],
+        n: int = 10,
+        *,
+        genre: str | None = None,
+        candidates: Sequence[Any] | np.ndarray | None = None,
+        exclude_seen: bool = True,
+    ) -> pd.DataFrame:
+        """A new user from a few ``(movieId, rating)`` pairs, ranked like a known user: folded
+        into both ALS models, scored by EASE, candidates re-ranked by the ranker. Without any
+        movie the model knows: the explicit MF's fallback."""
+        self._require_fitted()
+        mf = self.mf_
+        ids, values = fold_in_arrays(ratings)
+        rated = mf.item_vocab_.index_of(ids)
+        known = rated >= 0
+        if not known.any():
+            return mf.recommend_new_user(
+                ratings, n, genre=genre, candidates=candidates, exclude_seen=exclude_seen
+            )
+        if n < 1:
+            raise DataError(f"n must be at least 1, got {n}")
+        signals = self._new_user_signals(rated[known], values[known])
+        excluded = [rated[known] if exclude_seen else np.zeros(0, np.int64)]
+        cands, x = _features.candidates_and_features(
+            signals,
+            self._scorers(),
+            self.item_stats_,
+            mf._allowed_items(genre, candidates),
+            excluded,
+            self.n_candidates,
+        )
+        return self._ranked(cands[0], x[0], n)
+
+    def ignored_items(self, ratings: pd.DataFrame | dict[Any, float]) -> np.ndarray:
+        """The movieIds of a new user's ratings that the model does not know."""
+        self._require_fitted()
+        return self.mf_.ignored_items(ratings)
 
     def _held_out_seen(self) -> Csr:
         if getattr(self, "_held_out_csr", None) is None:
@@ -281,16 +398,20 @@ class RankingRecommender(WrapsMatrixFactorization):
             )
         return self._held_out_csr
 
-    def _ranked(self, u: int, allowed: np.ndarray, n: int) -> pd.DataFrame:
-        mf = self.mf_
-        items, scores = self._candidates(u, allowed)
-        x = self._features(u, items, scores)
-        relevance = self.ranker_.predict(x) if items.size else np.zeros(0)
+    def _relevance(self, cands: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(valid candidates, their relevance) of one user's row."""
+        valid = cands >= 0
+        items, rows = cands[valid], x[valid]
+        relevance = self.ranker_.predict(rows) if items.size else np.zeros(0)
+        return items, np.asarray(relevance, dtype=np.float64)
+
+    def _ranked(self, cands: np.ndarray, x: np.ndarray, n: int) -> pd.DataFrame:
+        items, relevance = self._relevance(cands, x)
         order = np.argsort(-relevance, kind="stable")[:n]
-        top = items[order]
-        return mf._item_frame(
-            top,
-            predicted_rating=x[order, FEATURES.index("mf.predicted_rating")],
+        valid_rows = x[cands >= 0]
+        return self.mf_._item_frame(
+            items[order],
+            predicted_rating=valid_rows[order, PREDICTED].astype(np.float64),
             relevance=relevance[order],
         )
 
@@ -299,31 +420,31 @@ class RankingRecommender(WrapsMatrixFactorization):
         self._require_fitted()
         return self.mf_.recommend_users(item, n, exclude_seen=exclude_seen)
 
-    def recommend_new_user(self, ratings: Any, n: int = 10, **kwargs: Any) -> pd.DataFrame:
-        """A new user from a few ratings: explicit MF fold-in, ordered by predicted rating."""
-        self._require_fitted()
-        return self.mf_.recommend_new_user(ratings, n, **kwargs)
-
-    def recommend_all(self, n: int = 10, *, exclude_seen: bool = True) -> Any:
+    def recommend_all(self, n: int = 10, *, exclude_seen: bool = True) -> Iterator[Any]:
         """Every user's top-``n`` by relevance, as Arrow record batches."""
         import pyarrow as pa
 
         self._require_fitted()
-        ids = self.mf_.user_vocab_.ids
-        for start in range(0, ids.size, 1024):
+        mf = self.mf_
+        excluded = (mf.seen_, self._held_out_seen()) if exclude_seen else ()
+        n_users = len(mf.user_vocab_)
+        for start in range(0, n_users, BLOCK * 4):
             frames = []
-            for user in ids[start : start + 1024]:
-                recs = self.recommend(user, n, exclude_seen=exclude_seen)
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            USER_COL: user,
-                            "rank": np.arange(1, len(recs) + 1, dtype=np.int32),
-                            ITEM_COL: recs[ITEM_COL].to_numpy(),
-                            "predicted_rating": recs["predicted_rating"].to_numpy(),
-                        }
+            for sub in range(start, min(start + BLOCK * 4, n_users), BLOCK):
+                block = np.arange(sub, min(sub + BLOCK, n_users), dtype=np.int32)
+                cands, x = self._block(block, self._all_items(), *excluded)
+                for row, u in enumerate(block):
+                    recs = self._ranked(cands[row], x[row], n)
+                    frames.append(
+                        pd.DataFrame(
+                            {
+                                USER_COL: mf.user_vocab_.ids[u],
+                                "rank": np.arange(1, len(recs) + 1, dtype=np.int32),
+                                ITEM_COL: recs[ITEM_COL].to_numpy(),
+                                "predicted_rating": recs["predicted_rating"].to_numpy(),
+                            }
+                        )
                     )
-                )
             yield pa.RecordBatch.from_pandas(
                 pd.concat(frames, ignore_index=True), preserve_index=False
             )
@@ -343,9 +464,11 @@ class RankingRecommender(WrapsMatrixFactorization):
         *,
         k: int = 10,
         relevance_threshold: float | None = None,
+        max_users: int | None = None,
     ) -> dict[str, float]:
         """Rating metrics of the explicit MF and ranking metrics of the ranked lists
-        (relevant = held-out rating ≥ threshold; items rated in training excluded)."""
+        (relevant = held-out rating ≥ threshold; items rated in training excluded). With
+        ``max_users``, the ranking metrics are over a seeded sample of that many users."""
         self._require_fitted()
         threshold = self.relevance_threshold if relevance_threshold is None else relevance_threshold
         data = evaluation_data(self, data)
@@ -358,155 +481,33 @@ class RankingRecommender(WrapsMatrixFactorization):
         if not rel.any():
             return metrics
         relevant = Csr.build(u[rel], i[rel], values[rel], len(mf.user_vocab_), sort_cols=True)
-        eval_users = np.flatnonzero(np.diff(relevant.indptr) > 0)
-        top = np.full((eval_users.size, k), -1, dtype=np.int32)
-        train = mf._train_csr
-        for row, user in enumerate(eval_users):
-            allowed = np.ones(len(mf.item_vocab_), dtype=bool)
-            allowed[train.indices[train.indptr[user] : train.indptr[user + 1]]] = False
-            recs = self._ranked(int(user), allowed, k)
-            got = mf.item_vocab_.index_of(recs[ITEM_COL].to_numpy())
-            top[row, : got.size] = got
-        counts = np.diff(relevant.indptr)[eval_users]
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        indices = np.concatenate(
-            [relevant.indices[relevant.indptr[x] : relevant.indptr[x + 1]] for x in eval_users]
-        )
+        eval_users = np.flatnonzero(np.diff(relevant.indptr) > 0).astype(np.int32)
+        if max_users is not None and eval_users.size > max_users:
+            rng = np.random.default_rng([self.seed, 9])
+            eval_users = np.sort(rng.choice(eval_users, max_users, replace=False))
+        top = np.full((eval_users.size, k), -1, dtype=np.int64)
+        for start in range(0, eval_users.size, BLOCK):
+            block = eval_users[start : start + BLOCK]
+            cands, x = self._block(block, self._all_items(), mf._train_csr)
+            for row in range(block.size):
+                items, relevance = self._relevance(cands[row], x[row])
+                best = items[np.argsort(-relevance, kind="stable")[:k]]
+                top[start + row, : best.size] = best
+        eval_rel = rows_of(relevant, eval_users)
         metrics.update(
-            ranking_metrics(top, indptr, indices, k, item_popularity=mf._item_popularity())
+            ranking_metrics(
+                top, eval_rel.indptr, eval_rel.indices, k, item_popularity=mf._item_popularity()
+            )
         )
         return metrics
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> None:
+    def save(self, path: Any) -> None:
         self._require_fitted()
-        path = Path(path)
-        staging = path.parent / f".{path.name}.parts-{time.time_ns()}"
-        try:
-            self.mf_.save(staging / "mf")
-            self.implicit_.save(staging / "implicit")
-            (staging / "ranker").mkdir(parents=True)
-            self.ranker_.save_model(str(staging / "ranker" / RANKER_FILE))
-            import pyarrow as pa
-
-            tables = {
-                "item_stats": pa.table(
-                    {
-                        ITEM_COL: pa.array(self.mf_.item_vocab_.ids),
-                        "popularity_log": self.item_popularity_log_,
-                        "mean_rating": self.item_mean_rating_,
-                    }
-                ),
-                "user_stats": pa.table(
-                    {USER_COL: pa.array(self.mf_.user_vocab_.ids), "n_log": self.user_n_log_}
-                ),
-                "eval": pa.Table.from_pandas(self.eval_set_, preserve_index=False),
-            }
-            meta = {
-                "kind": KIND,
-                "params": self.get_params(),
-                "features": list(FEATURES),
-                "metrics": self.metrics_,
-                "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-            artifacts.write_artifact(
-                path,
-                meta,
-                tables,
-                extra_dirs=[staging / "mf", staging / "implicit", staging / "ranker"],
-            )
-        finally:
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
+        save_ranking(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> RankingRecommender:
-        lgb = _lightgbm()
-
-        meta = artifacts.read_meta(path)
-        if meta.get("kind") != KIND:
-            raise ModelError(f"model at {path} is a {meta.get('kind')!r}, not a {KIND} model")
-        path = Path(path)
-        model = cls(**meta["params"])
-        model.mf_ = MatrixFactorization.load(path / "mf")
-        model.implicit_ = ImplicitMatrixFactorization.load(path / "implicit")
-        ranker_file = path / "ranker" / RANKER_FILE
-        if not ranker_file.is_file():
-            raise ModelError(f"model at {path} is incomplete: ranker/{RANKER_FILE} is missing")
-        model.ranker_ = read_lightgbm(ranker_file, lgb)
-        if model.ranker_.num_feature() != len(FEATURES):
-            raise ModelError(
-                f"{ranker_file}: the ranker uses {model.ranker_.num_feature()} features, "
-                f"this hybridrec computes {len(FEATURES)}; {RETRAIN}"
-            )
-        items = artifacts.read_table(path, "item_stats")
-        model.item_popularity_log_ = _column(items, "popularity_log", path / "item_stats.parquet")
-        model.item_mean_rating_ = _column(items, "mean_rating", path / "item_stats.parquet")
-        users = artifacts.read_table(path, "user_stats")
-        model.user_n_log_ = _column(users, "n_log", path / "user_stats.parquet")
-        for name, values, vocab in (
-            ("item_stats", model.item_popularity_log_, model.mf_.item_vocab_),
-            ("user_stats", model.user_n_log_, model.mf_.user_vocab_),
-        ):
-            if values.shape != (len(vocab),):
-                raise ModelError(
-                    f"{path / name}.parquet: {values.size} rows but mf/ knows {len(vocab)}; "
-                    f"the files do not belong together ({RETRAIN})"
-                )
-        model.metrics_ = dict(meta.get("metrics", {}))
-        model.eval_set_ = artifacts.read_table(path, "eval").to_pandas()
+    def load(cls, path: Any) -> RankingRecommender:
+        model = load_ranking(cls, path)
+        model._clear_caches()
         return model
-
-
-def _column(table: Any, name: str, file: Path) -> np.ndarray:
-    """Numeric column ``name`` of a loaded stats table, as float64."""
-    if name not in table.column_names:
-        raise ModelError(f"{file}: no {name!r} column; {RETRAIN}")
-    values = table[name].to_numpy()
-    if values.dtype.kind not in "fiu":
-        raise ModelError(f"{file}: {name!r} holds {values.dtype}, not numbers; {RETRAIN}")
-    return np.asarray(values, dtype=np.float64)
-
-
-def _grade(rating: float | None, threshold: float) -> int:
-    if rating is None or rating < threshold:
-        return 0
-    return 2 if rating >= 5 else 1
-
-
-def _lightgbm() -> Any:
-    try:
-        import lightgbm
-    except ImportError:
-        raise ModelError(
-            'the ranking model needs LightGBM: pip install "hybridrec[hybrid]"'
-        ) from None
-    return lightgbm
-
-
-def _train_ranker(
-    x: np.ndarray, labels: np.ndarray, groups: list[int], seed: int, params: dict[str, Any] | None
-) -> Any:
-    lgb = _lightgbm()
-
-    settings = {
-        "objective": "lambdarank",
-        "metric": "ndcg",
-        "ndcg_eval_at": [10],
-        "learning_rate": 0.05,
-        "num_leaves": 15,
-        "min_data_in_leaf": 200,
-        "feature_fraction": 1.0,
-        "lambda_l2": 1.0,
-        "seed": seed,
-        "deterministic": True,
-        "num_threads": 1,
-        "verbose": -1,
-        **(params or {}),
-    }
-    rounds = int(settings.pop("num_boost_round", 100))
-    data = lgb.Dataset(
-        x, label=labels, group=groups, feature_name=[f.replace(".", "_") for f in FEATURES]
-    )
-    return lgb.train(settings, data, num_boost_round=rounds)
