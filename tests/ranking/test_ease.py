@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -54,7 +55,7 @@ def test_weights_match_the_closed_form_in_numpy():
 
 def test_l2_reg_is_chosen_on_a_validation_split(model):
     tried = [t["l2_reg"] for t in model.tuning_trials_]
-    assert tried == list(ease_module.L2_GRID)
+    assert tried[: len(ease_module.L2_GRID)] == list(ease_module.L2_GRID)
     best = max(model.tuning_trials_, key=lambda t: t["ndcg@10"])
     assert model.l2_reg_ == best["l2_reg"]
     assert model.metrics_["ndcg@10"] > 0.1 and model.metrics_["precision@10"] > 0.05
@@ -120,6 +121,17 @@ def test_save_load_round_trip_and_corruption(model, tmp_path):
         EASE.load(tmp_path / "e")
 
 
+def test_the_grid_grows_while_its_largest_l2_reg_is_best(data, monkeypatch):
+    ratings, _ = data
+    monkeypatch.setattr(ease_module, "L2_GRID", (1.0, 2.0))
+    model = EASE(max_items=40).fit(ratings)
+    tried = [t["l2_reg"] for t in model.tuning_trials_]
+    assert tried[:2] == [1.0, 2.0] and len(tried) > 2
+    assert all(b == 2 * a for a, b in itertools.pairwise(tried))
+    # the extension stops at the first λ that is not the best so far
+    assert model.l2_reg_ == tried[-2] or tried[-1] * 2 > ease_module.L2_MAX
+
+
 def test_bad_parameters_are_one_line_errors(data):
     ratings, _ = data
     with pytest.raises(ValueError, match="l2_reg"):
@@ -141,7 +153,7 @@ def workspace(tmp_path_factory):
 def test_cli_train_recommend_evaluate(workspace):
     code, out, err = run(workspace, "train", "ease", "--name", "e", "--format", "json")
     assert code == 0, err
-    assert json.loads(out)["l2_reg"] in ease_module.L2_GRID
+    assert json.loads(out)["l2_reg"] >= min(ease_module.L2_GRID)
     code, out, err = run(workspace, "recommend", "e", "--user", "1", "-n", "4", "--format", "json")
     assert code == 0, err
     assert len(json.loads(out)) == 4

@@ -40,6 +40,7 @@ WEIGHTS_FILE = "weights.npy"
 #: the λ tried when ``l2_reg`` is None (geometric, 2× apart)
 L2_GRID = (25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
 L2_DEFAULT = 400.0
+L2_MAX = 1e6
 #: validation users scored per λ when choosing it; evaluation users in fit (a seeded sample)
 TUNE_USERS, EVAL_USERS = 5000, 20_000
 #: users scored per block in evaluation (a block is users × items float32)
@@ -57,7 +58,8 @@ class EASE:
     and user ``u`` scores item ``j`` by ``(x_u B)_j``. A new user is scored the same way from
     the items they rated: no fold-in, no retraining.
 
-    ``l2_reg=None`` chooses λ from :data:`L2_GRID` by NDCG@10 on a validation split of the
+    ``l2_reg=None`` chooses λ from :data:`L2_GRID` (doubled beyond it while the largest is
+    best) by NDCG@10 on a validation split of the
     training ratings (``validation_fraction``; relevant = rating ≥ ``relevance_threshold``;
     at most :data:`TUNE_USERS` validation users);
     on catalogues larger than ``tune_items`` the search uses the ``tune_items`` most rated
@@ -190,20 +192,27 @@ class EASE:
         users = _sample(np.flatnonzero(np.diff(relevant.indptr) > 0), TUNE_USERS, self.seed)
         counts = np.bincount(ti[~val], minlength=len(self.item_vocab_))
         columns = _most_rated(counts, min(self.tune_items, self.columns_.size))
-        trials = []
-        for l2_reg in L2_GRID if users.size else ():
+        trials: list[dict[str, float]] = []
+        grid = list(L2_GRID) if users.size else []
+        while grid:
+            l2_reg = grid.pop(0)
             weights = self._weights(fit, columns, l2_reg)
             top = _top_k_blocks(weights, columns, fit, users, 10, len(self.item_vocab_))
             rel = rows_of(relevant, users)
             ndcg = ranking_metrics(top, rel.indptr, rel.indices, 10)["ndcg@10"]
             trials.append({"l2_reg": l2_reg, "ndcg@10": float(ndcg)})
             log.info("EASE l2_reg=%g: validation ndcg@10 %.4f", l2_reg, ndcg)
+            # λ grows with the data (the Gram diagonal holds rating counts): while the largest
+            # λ tried is the best, try twice as much (at most L2_MAX)
+            if not grid and self._best_l2(trials) == l2_reg and l2_reg * 2 <= L2_MAX:
+                grid.append(l2_reg * 2)
         return trials
 
-    def _best_l2(self) -> float:
+    def _best_l2(self, trials: list[dict[str, float]] | None = None) -> float:
         """The tried λ with the best validation NDCG (:data:`L2_DEFAULT` when no validation
         user liked anything: too few ratings to tell)."""
-        scored = [t for t in self.tuning_trials_ if np.isfinite(t["ndcg@10"])]
+        tried = self.tuning_trials_ if trials is None else trials
+        scored = [t for t in tried if np.isfinite(t["ndcg@10"])]
         return max(scored, key=lambda t: t["ndcg@10"])["l2_reg"] if scored else L2_DEFAULT
 
     # ------------------------------------------------------------------ scoring
