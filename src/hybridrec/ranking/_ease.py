@@ -234,7 +234,10 @@ class EASE:
         """``(len(users), n_items)`` scores of known user indices (-inf where B has no
         column)."""
         train = self._train_csr
-        mapped = self._positions()[train.indices]
+        # the training items as columns of B, mapped once (per call it cost 40 ms at 20M)
+        mapped = self.__dict__.get("_mapped_train")
+        if mapped is None:
+            mapped = self._mapped_train = self._positions()[train.indices]
         block = _ease_kernels.score_rows(
             train.indptr, mapped, self.weights_, np.ascontiguousarray(users, dtype=np.int32)
         )
