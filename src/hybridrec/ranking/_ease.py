@@ -159,7 +159,10 @@ class EASE:
         return self
 
     def _check_memory(self, n_columns: int) -> None:
+        # one n² float32 matrix; inverting by blocks (above LAPACK_MAX_ORDER) adds about 1.25×
         needed = 4 * n_columns**2
+        if n_columns > _ease_kernels.LAPACK_MAX_ORDER:
+            needed = int(needed * 2.25)
         available = available_memory()
         if available is not None and needed > 0.9 * available:
             raise DataError(

@@ -70,22 +70,74 @@ def score_rows(
     return out
 
 
+#: the largest matrix handed to LAPACK in one call: SciPy's (32-bit integer) OpenBLAS
+#: segfaults in spotrf on a 26,744² float32 matrix (measured: 4 s into the call), so larger
+#: ones are inverted by blocks (:func:`_invert_by_blocks`)
+LAPACK_MAX_ORDER = 16_384
+
+
 def invert_in_place(gram: np.ndarray, l2_reg: float) -> None:
-    """Overwrite ``gram`` (its upper triangle: a C-ordered array seen by LAPACK as the lower
-    triangle of its Fortran-ordered transpose, so nothing is copied) with the upper triangle of
-    ``(gram + l2_reg·I)⁻¹``, by Cholesky (``spotrf``) and ``spotri``."""
+    """Overwrite ``gram`` (its upper triangle) with ``(gram + l2_reg·I)⁻¹`` (at least its upper
+    triangle)."""
+    gram[np.diag_indices_from(gram)] += np.float32(l2_reg)
+    if gram.shape[0] <= LAPACK_MAX_ORDER:
+        _invert_spd(gram, l2_reg)
+    else:
+        symmetrize_upper(gram)
+        _invert_by_blocks(gram, l2_reg)
+
+
+def _invert_spd(a: np.ndarray, l2_reg: float) -> None:
+    """``a`` (C-ordered, its upper triangle: LAPACK sees the lower triangle of the
+    Fortran-ordered transpose, so nothing is copied) → the upper triangle of ``a⁻¹``, by
+    Cholesky (``spotrf``) and ``spotri``."""
     from scipy.linalg import lapack
 
-    gram[np.diag_indices_from(gram)] += np.float32(l2_reg)
-    factor, info = lapack.spotrf(gram.T, lower=1, overwrite_a=1, clean=0)
-    if info != 0 or not np.shares_memory(factor, gram):
+    factor, info = lapack.spotrf(a.T, lower=1, overwrite_a=1, clean=0)
+    if info != 0 or not np.shares_memory(factor, a):
         raise DataError(
             f"EASE: the item Gram matrix plus l2_reg={l2_reg} is not positive definite "
             f"(LAPACK spotrf info={info}); use a larger l2_reg"
         )
     inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
-    if info != 0 or not np.shares_memory(inverse, gram):
+    if info != 0 or not np.shares_memory(inverse, a):
         raise DataError(f"EASE: inverting the item Gram matrix failed (LAPACK spotri info={info})")
+
+
+def _inverse_of(block: np.ndarray, l2_reg: float) -> np.ndarray:
+    """The full inverse of a symmetric positive-definite block (a new array)."""
+    out = np.ascontiguousarray(block, dtype=np.float32)
+    if out.shape[0] <= LAPACK_MAX_ORDER:
+        _invert_spd(out, l2_reg)
+        symmetrize_upper(out)
+    else:
+        _invert_by_blocks(out, l2_reg)
+    return out
+
+
+def _invert_by_blocks(g: np.ndarray, l2_reg: float) -> None:
+    """Invert the full symmetric ``g = [[A, B], [Bᵀ, D]]`` in place by its Schur complement
+    ``S = D − Bᵀ A⁻¹ B``: with ``W = A⁻¹ B``, ``g⁻¹ = [[A⁻¹ + W S⁻¹ Wᵀ, −W S⁻¹], [·, S⁻¹]]``.
+    Each LAPACK call sees a block of at most half the order; products run in NumPy's BLAS."""
+    half = g.shape[0] // 2
+    a_inv = _inverse_of(g[:half, :half], l2_reg)
+    w = a_inv @ g[:half, half:]
+    s_inv = _inverse_of(g[half:, half:] - g[:half, half:].T @ w, l2_reg)
+    corner = w @ s_inv  # W S⁻¹
+    g[:half, :half] = a_inv + corner @ w.T
+    del a_inv
+    g[:half, half:] = -corner
+    g[half:, :half] = -corner.T
+    g[half:, half:] = s_inv
+
+
+@njit(cache=True, parallel=True)
+def symmetrize_upper(a: np.ndarray) -> None:
+    """Copy the upper triangle of ``a`` onto its lower triangle."""
+    n = a.shape[0]
+    for i in prange(n):
+        for j in range(i):
+            a[i, j] = a[j, i]
 
 
 def ease_weights(
