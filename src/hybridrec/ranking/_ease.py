@@ -250,6 +250,23 @@ class EASE:
         full[:, self.columns_] = block
         return full
 
+    def predict(self, users: Any, items: Any) -> np.ndarray:
+        """EASE scores ``(x_u B)_i`` of aligned external user and item ids (not ratings: a
+        ranking score); an unknown user, or an item B does not cover, scores 0."""
+        self._require_fitted()
+        users_arr, items_arr = np.asarray(users), np.asarray(items)
+        if users_arr.shape != items_arr.shape:
+            raise DataError(f"{users_arr.size} users but {items_arr.size} items: pairs must align")
+        u = self.user_vocab_.index_of(users_arr.ravel())
+        i = self.item_vocab_.index_of(items_arr.ravel())
+        out = np.zeros(u.size, dtype=np.float64)
+        known = (u >= 0) & (i >= 0)
+        for user in np.unique(u[known]):
+            rows = known & (u == user)
+            scores = self.scores_of_users(np.array([user]))[0]
+            out[rows] = np.where(np.isfinite(scores[i[rows]]), scores[i[rows]], 0.0)
+        return out.reshape(users_arr.shape)
+
     def user_scores(self, u: int) -> np.ndarray:
         """:meth:`scores_of_items` for known user index ``u`` (its training items)."""
         train = self._train_csr
