@@ -15,9 +15,7 @@ from hybridrec._core.sparse import Csr
 
 def seen_items(model: Any, user: int) -> np.ndarray:
     """Item indices user index ``user`` rated: the MF's seen pairs plus the hybrid's hold-out."""
-    seen = model.mf_.seen_
-    own = seen.indices[seen.indptr[user] : seen.indptr[user + 1]]
-    return np.concatenate([own, _row(_views(model)[0], user)])
+    return np.concatenate([_row(model.mf_.seen_, user), _row(_views(model)[0], user)])
 
 
 def seen_users(model: Any, item: int) -> np.ndarray:
