@@ -12,8 +12,8 @@ from _support.cli import run
 from _support.data import taste_driven_ratings
 
 from hybridrec.mf import MatrixFactorization
-from hybridrec.ranking import RankingRecommender
-from hybridrec.ranking._features import FEATURES
+from hybridrec.ranking import RankingRecommender, _features
+from hybridrec.ranking._features import FEATURES, ItemStats, Scorers, UserSignals
 
 FAST = {
     "mf_params": {"num_factors": 4, "max_iterations": 4},
@@ -30,6 +30,7 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Users pick movies by taste and like what they pick (see test_implicit)."""
     n_items = 150
     ratings = taste_driven_ratings(300, n_items, per_user=35, seed=11)
+    ratings["timestamp"] = 10**9 + 1000 * ratings["userId"] + ratings["movieId"]
     items = pd.DataFrame(
         {
             "movieId": np.arange(1, n_items + 1),
@@ -170,3 +171,74 @@ def test_recommend_all_matches_recommend(ranker):
     assert table["userId"].nunique() == len(ranker.user_vocab_)
     first = table[table["userId"] == 7]
     assert first["movieId"].tolist() == ranker.recommend(7, 3)["movieId"].tolist()
+
+
+def test_a_small_dataset_lends_every_fold_to_the_ranker_a_large_one_one_fold(data):
+    ratings, _ = data
+    folds = RankingRecommender(**FAST)._ranker_folds(ratings)
+    assert len(folds) == 5  # validation_fraction 0.2: five disjoint folds
+    masks = np.array([val for val, _ in folds])
+    assert (masks.sum(axis=0) == 1).all()  # every training rating labels candidates once
+    assert all(0.15 < mask.mean() < 0.25 for mask in masks)
+    # enough labelled users in the first fold: the ranker learns from that fold alone
+    few = RankingRecommender(**{**FAST, "max_ranker_users": 10})._ranker_folds(ratings)
+    assert len(few) == 1 and few[0][1] == 10
+    assert (
+        len(RankingRecommender(**{**FAST, "validation_fraction": 0.4})._ranker_folds(ratings)) == 2
+    )
+
+
+def test_time_features_place_the_item_debut_against_the_user_activity():
+    year = _features.SECONDS_PER_YEAR
+    items = ItemStats(
+        popularity_log=np.zeros(3),
+        mean_rating=np.zeros(3),
+        recent_share=np.zeros(3),
+        age_years=np.zeros(3),
+        first_rated=np.array([0.0, 2 * year, np.nan]),  # item 2: no timestamps
+        genres=np.zeros((3, 1), np.float32),
+    )
+    user = UserSignals(
+        implicit=np.ones((1, 2), np.float32),
+        ease_scores=np.array([[3.0, 2.0, 1.0]], np.float32),
+        mf_factors=np.zeros((1, 2), np.float32),
+        mf_bias=np.zeros(1),
+        n_rated=np.array([4.0]),
+        genre_profile=np.zeros((1, 1), np.float32),
+        first_rated=np.array([1.0 * year]),
+        last_rated=np.array([1.5 * year]),
+    )
+    scorers = Scorers(
+        implicit_items=np.ones((3, 2), np.float32),
+        mf_items=np.zeros((3, 2), np.float32),
+        mf_item_bias=np.zeros(3),
+        mf_mean=3.0,
+        rating_range=(1.0, 5.0),
+    )
+    allowed = np.ones(3, dtype=bool)
+    cands, x = _features.candidates_and_features(
+        user, scorers, items, allowed, [np.zeros(0, np.int64)], 3
+    )
+    assert list(cands[0]) == [0, 1, 2, -1, -1, -1]  # the union of both top-3 lists
+    after_last = x[0, :, FEATURES.index("time.item_first_vs_user_last")]
+    after_first = x[0, :, FEATURES.index("time.item_first_vs_user_first")]
+    np.testing.assert_allclose(after_last[:2], [-1.5, 0.5])  # item 1 appeared after they left
+    np.testing.assert_allclose(after_first[:2], [-1.0, 1.0])
+    assert np.isnan(after_last[2]) and np.isnan(after_first[2])
+
+
+def test_users_activity_is_learned_and_a_new_user_rates_at_the_end_of_the_data(ranker, data):
+    ratings, _ = data
+    train = ratings.drop(index=ratings.index[_held_out(ranker, ratings)])
+    last = train.groupby("userId")["timestamp"].max()
+    ids = ranker.mf_.user_vocab_.ids
+    np.testing.assert_array_equal(ranker.user_last_, last.loc[ids].to_numpy(np.float64))
+    signals = ranker._new_user_signals(np.array([0, 1]), np.array([5.0, 4.0]))
+    assert signals.last_rated[0] == signals.first_rated[0] == train["timestamp"].max()
+
+
+def _held_out(ranker, ratings):
+    """Positions of the ratings in the model's evaluation hold-out."""
+    key = ratings["userId"].astype(str) + ":" + ratings["movieId"].astype(str)
+    held = ranker.eval_set_["userId"].astype(str) + ":" + ranker.eval_set_["movieId"].astype(str)
+    return np.flatnonzero(key.isin(set(held)))

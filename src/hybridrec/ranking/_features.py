@@ -1,9 +1,10 @@
 """The ranker's candidates and features, computed for a block of users at once.
 
 A user is described by a :class:`UserSignals` row: their implicit-ALS vector, their EASE scores
-over the catalogue, their explicit-MF factors and intercept, how many items they rated and their
-genre profile. Known users get it from the fitted models; a new user from their few ratings
-(fold-in for the two ALS models, the sum of EASE rows for EASE). The same code then builds
+over the catalogue, their explicit-MF factors and intercept, how many items they rated, their
+genre profile and when they rated (first and last). Known users get it from the fitted models;
+a new user from their few ratings (fold-in for the two ALS models, the sum of EASE rows for
+EASE; they rate now, at the end of the training data). The same code then builds
 candidates and features for both, so a new user is ranked exactly as a known one.
 """
 
@@ -28,8 +29,11 @@ FEATURES = (
     "item.age_years",
     "user.genre_affinity",
     "user.n_log",
+    "time.item_first_vs_user_last",
+    "time.item_first_vs_user_first",
 )
 PREDICTED = FEATURES.index("mf.predicted_rating")
+SECONDS_PER_YEAR = 365.25 * 86400
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class ItemStats:
     mean_rating: np.ndarray
     recent_share: np.ndarray
     age_years: np.ndarray
+    first_rated: np.ndarray  # time of the item's first rating (seconds; NaN without timestamps)
     genres: np.ndarray  # (n_items, n_genres) float32, rows sum to 1 (or 0 without genres)
 
 
@@ -53,6 +58,8 @@ class UserSignals:
     mf_bias: np.ndarray  # (b,) float64
     n_rated: np.ndarray  # (b,)
     genre_profile: np.ndarray  # (b, n_genres): share of the user's items in each genre
+    first_rated: np.ndarray  # (b,) time of the user's first rating (seconds; NaN: unknown)
+    last_rated: np.ndarray  # (b,) time of the user's last rating
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,11 @@ def candidates_and_features(
     out[..., 11] = items.age_years[safe]
     out[..., 12] = np.einsum("bcg,bg->bc", items.genres[safe], users.genre_profile)
     out[..., 13] = np.log1p(users.n_rated)[:, None]
+    # an item that first appeared after the user's last rating is one they could not have
+    # rated while active (a time gap in years; NaN without timestamps)
+    debut = items.first_rated[safe]
+    out[..., 14] = (debut - users.last_rated[:, None]) / SECONDS_PER_YEAR
+    out[..., 15] = (debut - users.first_rated[:, None]) / SECONDS_PER_YEAR
     return cands, out
 
 

@@ -29,7 +29,7 @@ from hybridrec.mf import (
 )
 from hybridrec.ranking import _features, _stats
 from hybridrec.ranking._ease import EASE
-from hybridrec.ranking._features import PREDICTED, Scorers, UserSignals
+from hybridrec.ranking._features import FEATURES, PREDICTED, Scorers, UserSignals
 from hybridrec.ranking._persist import load_ranking, save_ranking
 from hybridrec.ranking._ranker import grade, train_ranker
 
@@ -48,15 +48,19 @@ class RankingRecommender(WrapsMatrixFactorization):
     2. **Ranking**: a LightGBM ranking model (XE-NDCG) orders the candidates from each model's
        score, score relative to the user's best and rank, the explicit MF's predicted rating
        and rank, the item's popularity, mean rating, recent share of ratings and age, the
-       user's affinity to the item's genres and the user's activity (``FEATURES``).
+       user's affinity to the item's genres, the user's activity, and when the item first
+       appeared relative to the user's first and last rating (``FEATURES``).
 
     How the ranker is trained without leakage: a random ``validation_fraction`` (20 %) of the
     training ratings is set aside; the three base models are fitted on the rest; the candidates
-    of (at most ``max_ranker_users``) validation users are labelled by the set-aside ratings
-    (1 for a rating of at least ``relevance_threshold``, else 0) and the ranker learns to
-    put the liked ones first. The base models are then refitted on all training ratings for
-    serving (EASE with the λ it chose). The ``eval_fraction`` hold-out (the one
-    :class:`~hybridrec.mf.MatrixFactorization` makes with the same seed) is never seen.
+    of the validation users are labelled by the set-aside ratings (1 for a rating of at least
+    ``relevance_threshold``, else 0). This is repeated on the other disjoint folds (up to
+    ``1 / validation_fraction`` of them) until ``max_ranker_users`` users are labelled, so a
+    small dataset lends every rating to the ranker once and a large one needs one fold. The
+    ranker learns to put the liked candidates first. The base models are then refitted on all
+    training ratings for serving (EASE with the λ it chose). The ``eval_fraction`` hold-out
+    (the one :class:`~hybridrec.mf.MatrixFactorization` makes with the same seed) is never
+    seen.
 
     A new user with a few ratings is ranked the same way: folded into both ALS models (one
     least-squares solve each) and scored by EASE from the items they rated.
@@ -142,25 +146,67 @@ class RankingRecommender(WrapsMatrixFactorization):
         self.eval_set_ = frame.loc[held_out, [USER_COL, ITEM_COL, RATING_COL]].reset_index(
             drop=True
         )
-        val = holdout_mask(len(train), self.validation_fraction, [self.seed, 5])
-        if val.all() or not val.any():
-            raise DataError(
-                f"too few ratings for the ranker's validation split: validation_fraction="
-                f"{self.validation_fraction} of {len(train)} training ratings leaves "
-                f"{int((~val).sum())} to fit on and {int(val.sum())} to label; give more ratings"
+        folds = self._ranker_folds(train)
+        with progress_bar("ranking", len(folds) + 3, show=self.show_progress) as bar:
+            xs, ys, groups = [], [], []
+            ease_l2 = None  # EASE chooses λ on the first fold; the others and serving reuse it
+            for number, (val, budget) in enumerate(folds, start=1):
+                bar.advance(0, f"ranking: base models of validation fold {number}/{len(folds)}")
+                self._fit_base(train.loc[~val], items, ease_l2)
+                ease_l2 = self.ease_.l2_reg_
+                x, labels, sizes = self._training_rows(train.loc[val], budget, number)
+                xs.append(x)
+                ys.append(labels)
+                groups += sizes
+                bar.advance(1)
+            if not groups:
+                raise DataError(
+                    "too few ratings to train the ranker: no validation user liked a candidate"
+                )
+            bar.advance(0, "ranking: training the ranker")
+            self.ranker_ = train_ranker(
+                np.vstack(xs), np.concatenate(ys), groups, self.seed, self.ranker_params
             )
-        with progress_bar("ranking", 4, show=self.show_progress) as bar:
-            fit_part, val_part = train.loc[~val], train.loc[val]
-            self._fit_base(fit_part, items)
-            bar.advance(1, "ranking: training the ranker")
-            x, labels, groups = self._training_rows(val_part)
-            self.ranker_ = train_ranker(x, labels, groups, self.seed, self.ranker_params)
             bar.advance(1, "ranking: refitting on all training ratings")
-            self._fit_base(train, items, self.ease_.l2_reg_)
+            self._fit_base(train, items, ease_l2)
             bar.advance(1, "ranking: evaluating")
             self.metrics_ = self.evaluate(max_users=20_000) if len(self.eval_set_) else {}
             bar.advance(1)
         return self
+
+    def _ranker_folds(self, train: pd.DataFrame) -> list[tuple[np.ndarray, int]]:
+        """The validation folds the ranker learns from, with each fold's budget of users.
+
+        The training ratings are cut at random into ``1 / validation_fraction`` disjoint
+        folds (5 at 20 %). Each fold in turn is set aside, the base models are fitted on the
+        rest, and the fold's users label their candidates. Folds are added until
+        ``max_ranker_users`` labelled users are reached: a large dataset stops after one
+        fold, a small one learns from every rating once (on MovieLens 100K 5 folds gave
+        +0.006 P@10 and +0.007 NDCG@10 over one, mean of 4 splits).
+        """
+        position = np.random.default_rng([self.seed, 5]).random(len(train))
+        n_folds = max(int(np.floor(1.0 / self.validation_fraction + 1e-9)), 1)
+        liked = train[RATING_COL].to_numpy() >= self.relevance_threshold
+        users = train[USER_COL].to_numpy()
+        folds: list[tuple[np.ndarray, int]] = []
+        budget = self.max_ranker_users
+        for number in range(n_folds):
+            low = number * self.validation_fraction
+            val = (position >= low) & (position < low + self.validation_fraction)
+            if (val.all() or not val.any()) and folds:
+                continue  # a tiny dataset: the folds that did get ratings are enough
+            if val.all() or not val.any():
+                raise DataError(
+                    f"too few ratings for the ranker's validation split: validation_fraction="
+                    f"{self.validation_fraction} of {len(train)} training ratings leaves "
+                    f"{int((~val).sum())} to fit on and {int(val.sum())} to label; give more "
+                    "ratings"
+                )
+            folds.append((val, budget))
+            budget -= np.unique(users[val & liked]).size
+            if budget <= 0:
+                break
+        return folds
 
     def _fit_base(
         self,
@@ -180,14 +226,18 @@ class RankingRecommender(WrapsMatrixFactorization):
         self.mf_, self.implicit_, self.ease_ = mf, implicit, ease
         self.item_stats_ = _stats.item_stats(ratings, mf.item_vocab_, mf.items_meta_)
         self.user_n_ = np.diff(mf._train_csr.indptr).astype(np.float64)
+        self.user_first_, self.user_last_ = _stats.user_activity(ratings, mf.user_vocab_)
         self._clear_caches()
 
     def _clear_caches(self) -> None:
         for name in ("_held_out_csr", "_scorers_cache", "_implicit_gram", "_profiles"):
             self.__dict__.pop(name, None)
 
-    def _training_rows(self, val_part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """Features, graded labels and group sizes of the validation users' candidates."""
+    def _training_rows(
+        self, val_part: pd.DataFrame, max_users: int, fold: int
+    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Features, labels and group sizes of the candidates of (at most ``max_users``)
+        users of validation fold ``fold``."""
         mf = self.mf_
         u = mf.user_vocab_.index_of(val_part[USER_COL].to_numpy())
         i = mf.item_vocab_.index_of(val_part[ITEM_COL].to_numpy())
@@ -196,9 +246,9 @@ class RankingRecommender(WrapsMatrixFactorization):
         labelled = Csr.build(u[keep], i[keep], r[keep], len(mf.user_vocab_), sort_cols=True)
         liked = keep & (r >= self.relevance_threshold)
         users = np.unique(u[liked]).astype(np.int32)
-        if users.size > self.max_ranker_users:
-            rng = np.random.default_rng([self.seed, 7])
-            users = np.sort(rng.choice(users, self.max_ranker_users, replace=False))
+        if users.size > max_users:
+            rng = np.random.default_rng([self.seed, 7, fold])
+            users = np.sort(rng.choice(users, max_users, replace=False))
         xs, ys, groups = [], [], []
         for start in range(0, users.size, BLOCK):
             block = users[start : start + BLOCK]
@@ -218,9 +268,7 @@ class RankingRecommender(WrapsMatrixFactorization):
                     ys.append(labels)
                     groups.append(int(valid.sum()))
         if not xs:
-            raise DataError(
-                "too few ratings to train the ranker: no validation user liked a candidate"
-            )
+            return np.zeros((0, len(FEATURES)), np.float32), np.zeros(0), []
         return np.vstack(xs), np.concatenate(ys), groups
 
     # ------------------------------------------------------------------ user signals
@@ -246,6 +294,8 @@ class RankingRecommender(WrapsMatrixFactorization):
             mf_bias=mf.user_bias_[users],
             n_rated=self.user_n_[users],
             genre_profile=self._genre_profiles()[users],
+            first_rated=self.user_first_[users],
+            last_rated=self.user_last_[users],
         )
 
     def _genre_profiles(self) -> np.ndarray:
@@ -282,7 +332,15 @@ class RankingRecommender(WrapsMatrixFactorization):
             mf_bias=np.array([mf_bias]),
             n_rated=np.array([float(rated.size)]),
             genre_profile=_features.genre_profile(self.item_stats_.genres[rated])[None, :],
+            # a new user rates now: at the end of the training data
+            first_rated=np.array([self._data_end()]),
+            last_rated=np.array([self._data_end()]),
         )
+
+    def _data_end(self) -> float:
+        """The time of the last training rating (NaN without timestamps)."""
+        last = self.user_last_
+        return float(np.nanmax(last)) if np.isfinite(last).any() else float("nan")
 
     def _block(
         self, users: np.ndarray, allowed: np.ndarray, *excluded: Csr

@@ -21,7 +21,7 @@ from hybridrec.ranking._ranker import RANKER_FILE, lightgbm
 from hybridrec.ranking._stats import genre_matrix
 
 KIND = RANKING.name
-ITEM_COLUMNS = ("popularity_log", "mean_rating", "recent_share", "age_years")
+ITEM_COLUMNS = ("popularity_log", "mean_rating", "recent_share", "age_years", "first_rated")
 
 
 def save_ranking(model: Any, path: str | Path) -> None:
@@ -50,8 +50,16 @@ def save_ranking(model: Any, path: str | Path) -> None:
             "metrics": model.metrics_,
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        user_table = pa.table(
+            {
+                "userId": pa.array(model.mf_.user_vocab_.ids),
+                "first_rated": model.user_first_,
+                "last_rated": model.user_last_,
+            }
+        )
         tables = {
             "item_stats": item_table,
+            "user_stats": user_table,
             "eval": pa.Table.from_pandas(model.eval_set_, preserve_index=False),
         }
         parts = [staging / name for name in ("mf", "implicit", "ease", "ranker")]
@@ -98,9 +106,23 @@ def load_ranking(cls: Any, path: str | Path) -> Any:
         )
     model.item_stats_ = ItemStats(**columns, genres=genre_matrix(model.mf_.items_meta_, n_items))
     model.user_n_ = np.diff(model.mf_._train_csr.indptr).astype(np.float64)
+    model.user_first_, model.user_last_ = _user_activity(path, len(model.mf_.user_vocab_))
     model.metrics_ = dict(meta.get("metrics", {}))
     model.eval_set_ = artifacts.read_table(path, "eval").to_pandas()
     return model
+
+
+def _user_activity(path: Path, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """The users' first and last rating times saved beside the models."""
+    users = artifacts.read_table(path, "user_stats")
+    file = path / "user_stats.parquet"
+    first, last = (_column(users, name, file) for name in ("first_rated", "last_rated"))
+    if first.shape != (n_users,):
+        raise ModelError(
+            f"{file}: {users.num_rows} rows but mf/ knows {n_users} users; the files do not "
+            f"belong together ({RETRAIN})"
+        )
+    return first, last
 
 
 def _column(table: Any, name: str, file: Path) -> np.ndarray:
