@@ -51,7 +51,7 @@ class RankingRecommender(WrapsMatrixFactorization):
        user's affinity to the item's genres, the user's activity, and when the item first
        appeared relative to the user's first and last rating (``FEATURES``).
 
-    How the ranker is trained without leakage: a random ``validation_fraction`` (20 %) of the
+    How the ranker is trained without leakage: a random ``validation_fraction`` (10 %) of the
     training ratings is set aside; the three base models are fitted on the rest; the candidates
     of the validation users are labelled by the set-aside ratings (1 for a rating of at least
     ``relevance_threshold``, else 0). This is repeated on the other disjoint folds (up to
@@ -78,7 +78,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         n_candidates: int = 100,
         max_ranker_users: int = 20_000,
         relevance_threshold: float = 4.0,
-        validation_fraction: float = 0.2,
+        validation_fraction: float = 0.1,
         eval_fraction: float = 0.2,
         seed: int = 42,
         show_progress: bool = False,
@@ -178,11 +178,13 @@ class RankingRecommender(WrapsMatrixFactorization):
         """The validation folds the ranker learns from, with each fold's budget of users.
 
         The training ratings are cut at random into ``1 / validation_fraction`` disjoint
-        folds (5 at 20 %). Each fold in turn is set aside, the base models are fitted on the
+        folds (10 at 10 %). Each fold in turn is set aside, the base models are fitted on the
         rest, and the fold's users label their candidates. Folds are added until
         ``max_ranker_users`` labelled users are reached: a large dataset stops after one
-        fold, a small one learns from every rating once (on MovieLens 100K 5 folds gave
-        +0.006 P@10 and +0.007 NDCG@10 over one, mean of 4 splits).
+        fold, a small one learns from every rating once. On MovieLens 100K (mean of 4 splits)
+        one 20 % fold gave P@10 0.282 and NDCG@10 0.395, five 20 % folds 0.286 / 0.401, ten
+        10 % folds 0.289 / 0.404 and twenty 5 % folds no more (0.289 / 0.403) at twice the
+        cost.
         """
         position = np.random.default_rng([self.seed, 5]).random(len(train))
         n_folds = max(int(np.floor(1.0 / self.validation_fraction + 1e-9)), 1)
