@@ -14,3 +14,12 @@ def ml100k(ml100k_source, tmp_path_factory) -> Workspace:
     summary = ws.load(ml100k_source)
     assert summary.n_ratings == 100_000 and summary.n_users == 943 and summary.n_movies == 1682
     return ws
+
+
+@pytest.fixture(scope="session")
+def ml100k_ranker(ml100k):
+    """The default ranking model on MovieLens 100K (protocol ml100k-8020), fitted once for
+    the floors that read it (ten base-model fits: the slow part)."""
+    from hybridrec.ranking import RankingRecommender
+
+    return RankingRecommender().fit(ml100k.ratings(), ml100k.users(), ml100k.movies())
