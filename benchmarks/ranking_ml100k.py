@@ -53,7 +53,7 @@ def popularity(mf: MatrixFactorization) -> dict[str, float]:
         scores = counts.copy()
         scores[train.indices[train.indptr[user] : train.indptr[user + 1]]] = -np.inf
         top[row] = np.argsort(-scores, kind="stable")[:K]
-    return ranking_metrics(top, indptr, indices, K, item_popularity=mf._item_popularity())
+    return ranking_metrics(top, indptr, indices, K, item_popularity=mf.item_popularity())
 
 
 def _relevant(mf: MatrixFactorization) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,7 +102,7 @@ def implicit_library_als(
     seconds = time.perf_counter() - start
     users, indptr, indices = _relevant(mf)
     top, _ = model.recommend(users, x[users], N=K, filter_already_liked_items=True)
-    metrics = ranking_metrics(top, indptr, indices, K, item_popularity=mf._item_popularity())
+    metrics = ranking_metrics(top, indptr, indices, K, item_popularity=mf.item_popularity())
     return metrics, seconds
 
 

@@ -279,7 +279,7 @@ def test_genre_mask_cache_does_not_leak_between_calls(fitted):
 def test_users_who_saw_an_item(fitted, tiny_ratings):
     item = fitted.item_vocab_.ids[5]
     expected = set(tiny_ratings.loc[tiny_ratings["movieId"] == item, "userId"])
-    got = set(fitted.user_vocab_.ids[fitted._users_who_saw(5)])
+    got = set(fitted.user_vocab_.ids[fitted.users_who_saw(5)])
     assert got == expected & set(fitted.user_vocab_.ids)
 
 

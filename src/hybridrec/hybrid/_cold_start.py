@@ -85,7 +85,7 @@ def new_user_features(
         mf_cols = np.column_stack([pred, np.full(n, bias), bi, np.ones(n), np.ones(n)])
         user_beh = np.tile(stats, (n, 1))
     else:
-        pred = mf._predict_indices(np.full(n, -1, dtype=np.int32), i)
+        pred = mf.predict_indices(np.full(n, -1, dtype=np.int32), i)
         mf_cols = np.column_stack([pred, np.zeros(n), bi, np.zeros(n), np.ones(n)])
         user_beh = model.base_.user_stats.unknown(n)
     item_beh = model.base_.item_stats.lookup(item_ids)

@@ -63,5 +63,5 @@ def ranking_metrics_of(
             best = top_n(s, k)
             top[start + row, : best.size] = best
     return ranking_metrics(
-        top, eval_rel.indptr, eval_rel.indices, k, item_popularity=mf._item_popularity()
+        top, eval_rel.indptr, eval_rel.indices, k, item_popularity=mf.item_popularity()
     )

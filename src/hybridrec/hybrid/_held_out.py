@@ -20,7 +20,7 @@ def seen_items(model: Any, user: int) -> np.ndarray:
 
 def seen_users(model: Any, item: int) -> np.ndarray:
     """User indices who rated item index ``item``, in the MF's data or the hybrid's hold-out."""
-    return np.concatenate([model.mf_._users_who_saw(item), _row(_views(model)[1], item)])
+    return np.concatenate([model.mf_.users_who_saw(item), _row(_views(model)[1], item)])
 
 
 def drop_held_out(model: Any, frame: pd.DataFrame) -> pd.DataFrame:

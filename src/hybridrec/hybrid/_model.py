@@ -442,7 +442,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         else the main regressor's cold rows."""
         self._require_fitted()
         mf = self.mf_
-        allowed = mf._candidate_mask(genre, candidates)
+        allowed = mf.allowed_items(genre, candidates).copy()
         u = mf.user_vocab_.index_one(user)
         if exclude_seen and u >= 0:
             allowed[seen_items(self, u)] = False
@@ -469,7 +469,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         with ratings, from the main regressor over the folded-in user."""
         self._require_fitted()
         mf = self.mf_
-        allowed = mf._candidate_mask(genre, candidates)
+        allowed = mf.allowed_items(genre, candidates).copy()
         items = np.flatnonzero(allowed)
         x = new_user_features(self, ratings, attributes, mf.item_vocab_.ids[items])
         if ratings is not None and exclude_seen:
@@ -485,7 +485,7 @@ class HybridRecommender(WrapsMatrixFactorization):
             raise DataError(f"n must be at least 1, got {n}")
         order = _top_n(np.asarray(scores, dtype=np.float64), n)
         top = items[order]
-        return self.mf_._item_frame(top, **self._rating_columns(scores[order]))
+        return self.mf_.item_frame(top, **self._rating_columns(scores[order]))
 
     def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``n`` users with the highest predicted rating for ``item``."""

@@ -67,7 +67,7 @@ class BaseFeatures:
             u = np.where(cold_users, -1, u)
         if cold_items is not None:
             i = np.where(cold_items, -1, i)
-        pred = mf._predict_indices(u, i)
+        pred = mf.predict_indices(u, i)
         bu = np.where(u >= 0, mf.user_bias_[np.maximum(u, 0)], 0.0)
         bi = np.where(i >= 0, mf.item_bias_[np.maximum(i, 0)], 0.0)
         user_beh = self.user_stats.lookup(users)

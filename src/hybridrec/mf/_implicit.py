@@ -157,7 +157,7 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         known = (eu >= 0) & (ei >= 0)
         if not known.any():
             return loss, float("nan")
-        scores = self._predict_indices(eu[known], ei[known])
+        scores = self.predict_indices(eu[known], ei[known])
         return loss, float(np.mean((1.0 - scores) ** 2))
 
     def evaluate(
@@ -171,7 +171,7 @@ class ImplicitMatrixFactorization(MatrixFactorization):
         u = self.user_vocab_.index_of(users_ext)
         i = self.item_vocab_.index_of(items_ext)
         known = (u >= 0) & (i >= 0)
-        scores = self._predict_indices(u[known], i[known])
+        scores = self.predict_indices(u[known], i[known])
         metrics: dict[str, float] = {"mean_squared_error": float(np.mean((1.0 - scores) ** 2))}
         ranking = self._ranking(users_ext, items_ext, values, k, threshold)
         metrics["mean_average_precision"] = ranking.get(f"map@{k}", float("nan"))

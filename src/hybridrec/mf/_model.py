@@ -316,7 +316,7 @@ class MatrixFactorization(Recommending):
         return float(sse / v.size)
 
     def _mse_any(self, u: np.ndarray, i: np.ndarray, v: np.ndarray) -> float:
-        pred = self._predict_indices(u, i)
+        pred = self.predict_indices(u, i)
         return float(np.mean((v - pred) ** 2))
 
     def _seen_csr(self, u_idx: np.ndarray, i_idx: np.ndarray) -> Csr:
@@ -331,7 +331,9 @@ class MatrixFactorization(Recommending):
         if not hasattr(self, "user_factors_"):
             raise ModelError("this MatrixFactorization is not fitted: call fit() first")
 
-    def _predict_indices(self, u: np.ndarray, i: np.ndarray, clip: bool = True) -> np.ndarray:
+    def predict_indices(self, u: np.ndarray, i: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Scores of aligned user and item *indices* (vocabulary positions, not ids), clipped to
+        the rating scale unless ``clip`` is False."""
         low, high = self.rating_range_ if clip else (-np.inf, np.inf)
         return _kernels.predict_pairs(
             np.ascontiguousarray(u, dtype=np.int32),
@@ -362,7 +364,7 @@ class MatrixFactorization(Recommending):
         users_arr, items_arr = np.asarray(users), np.asarray(items)
         if users_arr.shape != items_arr.shape:
             raise DataError(f"{users_arr.size} users but {items_arr.size} items: pairs must align")
-        return self._predict_indices(
+        return self.predict_indices(
             self.user_vocab_.index_of(users_arr), self.item_vocab_.index_of(items_arr), clip
         )
 
@@ -444,11 +446,12 @@ class MatrixFactorization(Recommending):
             eval_rel.indptr,
             eval_rel.indices,
             k,
-            item_popularity=self._item_popularity(),
+            item_popularity=self.item_popularity(),
         )
 
-    def _item_popularity(self) -> np.ndarray:
-        """Share of training users who rated each item."""
+    def item_popularity(self) -> np.ndarray:
+        """Share of training users who rated each item (index order): the popularity that
+        ``novelty@k`` reads."""
         train = self._train_csr
         counts = np.bincount(train.indices, minlength=len(self.item_vocab_))
         return counts / max(len(self.user_vocab_), 1)

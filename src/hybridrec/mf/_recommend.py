@@ -147,11 +147,11 @@ class Recommending:
             self.item_bias_,
             self.global_mean_ + bias,
             np.ascontiguousarray(factors, dtype=np.float32),
-            self._allowed_items(genre, candidates),
+            self.allowed_items(genre, candidates),
             np.ascontiguousarray(exclude, dtype=np.int32),
             n,
         )
-        return self._item_frame(top, **self.rating_columns(scores))
+        return self.item_frame(top, **self.rating_columns(scores))
 
     def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``n`` users with the highest predicted rating for ``item`` (``userId``,
@@ -168,7 +168,7 @@ class Recommending:
             + self.user_factors_ @ self.item_factors_[i]
         )
         if exclude_seen:
-            seen_users = self._users_who_saw(i)
+            seen_users = self.users_who_saw(i)
             scores[seen_users] = -np.inf
         top = top_n(scores, n)
         return pd.DataFrame(
@@ -218,7 +218,8 @@ class Recommending:
                 yield start, top_idx, top_val + offset[:, None]
                 bar.advance(stop - start)
 
-    def _users_who_saw(self, item: int) -> np.ndarray:
+    def users_who_saw(self, item: int) -> np.ndarray:
+        """The user indices who rated item index ``item`` (training or hold-out)."""
         # The item → users view of the seen pairs is built once, on first use.
         if getattr(self, "_seen_by_item", None) is None:
             seen = self.seen_
@@ -229,22 +230,20 @@ class Recommending:
         by_item = self._seen_by_item
         return by_item.indices[by_item.indptr[item] : by_item.indptr[item + 1]]
 
-    def _candidate_mask(
+    def allowed_items(
         self, genre: str | None, candidates: Sequence[Any] | np.ndarray | None
     ) -> np.ndarray:
-        """Items that may be recommended (a fresh mask the caller may modify)."""
-        return self._allowed_items(genre, candidates).copy()
-
-    def _allowed_items(
-        self, genre: str | None, candidates: Sequence[Any] | np.ndarray | None
-    ) -> np.ndarray:
-        """Items that may be recommended; may be a cached mask: read it, never modify it."""
+        """A boolean mask over the item indices: the items of ``genre`` (None: every genre)
+        among the ``candidates`` movieIds (None: the whole catalogue). Models built on this one
+        (hybrid, ranking) filter their lists with it. It may be a cached, read-only array:
+        ``.copy()`` it to modify it."""
         if candidates is None:
             if genre is not None:
                 return self._genre_mask(genre)
             all_items = self.__dict__.get("_all_items")
             if all_items is None or all_items.size != len(self.item_vocab_):
                 all_items = self._all_items = np.ones(len(self.item_vocab_), dtype=bool)
+                all_items.flags.writeable = False
             return all_items
         idx = self.item_vocab_.index_of(np.asarray(candidates))
         allowed = np.zeros(len(self.item_vocab_), dtype=bool)
@@ -269,11 +268,13 @@ class Recommending:
                 raise DataError(
                     "the model has no genre metadata: train it on a workspace with movies"
                 )
-            cache[genre] = (
+            mask = (
                 self.items_meta_["genres"]
                 .map(lambda g: g is not None and genre in list(g))
                 .to_numpy(bool)
             )
+            mask.flags.writeable = False
+            cache[genre] = mask
         return cache[genre]
 
     def rating_columns(self, scores: np.ndarray) -> dict[str, np.ndarray]:
@@ -286,9 +287,10 @@ class Recommending:
             return {self.score_column: scores}
         return {self.score_column: np.clip(scores, low, high), "score": scores}
 
-    def _item_frame(self, top: np.ndarray, **scores: np.ndarray) -> pd.DataFrame:
-        """``movieId``, ``title`` (when the model has titles) and the given score columns for the
-        item indices ``top``: one DataFrame call (serving builds one per request)."""
+    def item_frame(self, top: np.ndarray, **scores: np.ndarray) -> pd.DataFrame:
+        """A ranked list as a DataFrame: ``movieId``, ``title`` (when the model has titles) and
+        the given score columns for the item indices ``top`` (one DataFrame call: serving
+        builds one per request)."""
         columns: dict[str, Any] = {ITEM_COL: self.item_vocab_.ids[top]}
         if "title" in self.items_meta_.columns:
             titles = self.__dict__.get("_titles")

@@ -397,7 +397,7 @@ class RankingRecommender(WrapsMatrixFactorization):
             )
         if n < 1:
             raise DataError(f"n must be at least 1, got {n}")
-        allowed = mf._allowed_items(genre, candidates)
+        allowed = mf.allowed_items(genre, candidates)
         # rated in training, or in the evaluation hold-out: the user has seen them all
         excluded = (mf.seen_, self._held_out_seen()) if exclude_seen else ()
         cands, x = self._block(np.array([u], dtype=np.int32), allowed, *excluded)
@@ -432,7 +432,7 @@ class RankingRecommender(WrapsMatrixFactorization):
             signals,
             self._scorers(),
             self.item_stats_,
-            mf._allowed_items(genre, candidates),
+            mf.allowed_items(genre, candidates),
             excluded,
             self.n_candidates,
         )
@@ -469,7 +469,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         items, relevance = self._relevance(cands, x)
         order = np.argsort(-relevance, kind="stable")[:n]
         valid_rows = x[cands >= 0]
-        return self.mf_._item_frame(
+        return self.mf_.item_frame(
             items[order],
             predicted_rating=valid_rows[order, PREDICTED].astype(np.float64),
             relevance=relevance[order],
@@ -556,7 +556,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         eval_rel = rows_of(relevant, eval_users)
         metrics.update(
             ranking_metrics(
-                top, eval_rel.indptr, eval_rel.indices, k, item_popularity=mf._item_popularity()
+                top, eval_rel.indptr, eval_rel.indices, k, item_popularity=mf.item_popularity()
             )
         )
         return metrics
