@@ -8,7 +8,9 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-__all__ = ["Csr", "csr_from_coo", "csr_from_table", "empty_csr", "rows_of", "top_n"]
+from hybridrec._errors import DataError
+
+__all__ = ["Csr", "check_n", "csr_from_coo", "csr_from_table", "empty_csr", "rows_of", "top_n"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ def csr_from_coo(rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]
         order[fill[r]] = j
         fill[r] += 1
     return indptr, order
+
+
+def check_n(n: int) -> None:
+    """The length asked of a top-``n`` list: at least 1 (a :class:`DataError` otherwise)."""
+    if n < 1:
+        raise DataError(f"n must be at least 1, got {n}")
 
 
 def top_n(scores: np.ndarray, n: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from hybridrec._core.params import (
     constructor_params,
 )
 from hybridrec._core.progress import progress_bar
+from hybridrec._core.sparse import check_n
 from hybridrec._core.sparse import top_n as _top_n
 from hybridrec._core.tuning import random_search
 from hybridrec._errors import DataError, ModelError
@@ -481,8 +482,7 @@ class HybridRecommender(WrapsMatrixFactorization):
         return self._top_frame(items, self._route(x, np.full(len(x), use_new_user)), n)
 
     def _top_frame(self, items: np.ndarray, scores: np.ndarray, n: int) -> pd.DataFrame:
-        if n < 1:
-            raise DataError(f"n must be at least 1, got {n}")
+        check_n(n)
         order = _top_n(np.asarray(scores, dtype=np.float64), n)
         top = items[order]
         return self.mf_.item_frame(top, **self._rating_columns(scores[order]))

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
 from hybridrec._core.progress import progress_bar
-from hybridrec._core.sparse import Csr, empty_csr, rows_of, top_n
+from hybridrec._core.sparse import Csr, check_n, empty_csr, rows_of, top_n
 from hybridrec._errors import DataError
 from hybridrec.data import IdVocabulary, new_user_ratings
 from hybridrec.mf import _kernels
@@ -299,11 +299,6 @@ class Recommending:
             columns["title"] = titles[top]
         columns.update(scores)
         return pd.DataFrame(columns)
-
-
-def check_n(n: int) -> None:
-    if n < 1:
-        raise DataError(f"n must be at least 1, got {n}")
 
 
 def fold_in_arrays(ratings: pd.DataFrame | dict[Any, float]) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from hybridrec._core.params import (
     constructor_params,
 )
 from hybridrec._core.progress import progress_bar
-from hybridrec._core.sparse import Csr, rows_of
+from hybridrec._core.sparse import Csr, check_n, rows_of
 from hybridrec._errors import DataError, ModelError
 from hybridrec.artifacts import RETRAIN
 from hybridrec.data import IdVocabulary, holdout_mask, ratings_arrays
@@ -292,7 +292,7 @@ class EASE:
         rated (training or hold-out) are skipped unless ``exclude_seen`` is false. An unknown
         user gets the most rated items (``score`` = their training rating count)."""
         self._require_fitted()
-        _check_n(n)
+        check_n(n)
         u = self.user_vocab_.index_one(user)
         if u < 0:
             return self._top(self.item_counts_.astype(np.float32), n, genre, candidates, None)
@@ -310,7 +310,7 @@ class EASE:
     ) -> pd.DataFrame:
         """Top-``n`` items for a user who is not in the model, from the items they rated."""
         self._require_fitted()
-        _check_n(n)
+        check_n(n)
         items, _ = fold_in_arrays(ratings)
         rated = self.item_vocab_.index_of(items)
         rated = rated[rated >= 0]
@@ -322,7 +322,7 @@ class EASE:
     def recommend_users(self, item: Any, n: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``n`` users who score ``item`` highest (``userId``, ``score``)."""
         self._require_fitted()
-        _check_n(n)
+        check_n(n)
         i = self.item_vocab_.index_one(item)
         column = int(self._positions()[i]) if i >= 0 else -1
         if column < 0:
@@ -346,7 +346,7 @@ class EASE:
         import pyarrow as pa
 
         self._require_fitted()
-        _check_n(n)
+        check_n(n)
         users = np.arange(len(self.user_vocab_), dtype=np.int32)
         for start in range(0, users.size, BLOCK):
             block = users[start : start + BLOCK]
@@ -531,11 +531,6 @@ class EASE:
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_n(n: int) -> None:
-    if n < 1:
-        raise DataError(f"n must be at least 1, got {n}")
-
-
 def _most_rated(counts: np.ndarray, limit: int | None) -> np.ndarray:
     """Indices of the ``limit`` most rated items (all when None), in index order."""
     if limit is None or limit >= counts.size:

@@ -17,7 +17,7 @@ from hybridrec._core.params import (
     constructor_params,
 )
 from hybridrec._core.progress import progress_bar
-from hybridrec._core.sparse import Csr, rows_of
+from hybridrec._core.sparse import Csr, check_n, rows_of
 from hybridrec._errors import DataError, ModelError
 from hybridrec.data import holdout_mask, ratings_arrays
 from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
@@ -395,8 +395,7 @@ class RankingRecommender(WrapsMatrixFactorization):
             return mf.recommend(
                 user, n, genre=genre, candidates=candidates, exclude_seen=exclude_seen
             )
-        if n < 1:
-            raise DataError(f"n must be at least 1, got {n}")
+        check_n(n)
         allowed = mf.allowed_items(genre, candidates)
         # rated in training, or in the evaluation hold-out: the user has seen them all
         excluded = (mf.seen_, self._held_out_seen()) if exclude_seen else ()
@@ -424,8 +423,7 @@ class RankingRecommender(WrapsMatrixFactorization):
             return mf.recommend_new_user(
                 ratings, n, genre=genre, candidates=candidates, exclude_seen=exclude_seen
             )
-        if n < 1:
-            raise DataError(f"n must be at least 1, got {n}")
+        check_n(n)
         signals = self._new_user_signals(rated[known], values[known])
         excluded = [rated[known] if exclude_seen else np.zeros(0, np.int64)]
         cands, x = _features.candidates_and_features(

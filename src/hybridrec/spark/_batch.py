@@ -27,6 +27,7 @@ from pyspark.sql import types as T
 from hybridrec import artifacts
 from hybridrec._core.columns import ITEM_COL, RATING_COL, USER_COL
 from hybridrec._core.contract import MATRIX_FACTORIZATION
+from hybridrec._core.sparse import check_n
 from hybridrec._errors import DataError, HybridrecError, ModelError, first_line
 from hybridrec.evaluate import REGRESSION_METRICS
 from hybridrec.spark._io import read_ratings
@@ -142,8 +143,7 @@ def recommend_all(
     :func:`read_ratings` reads). A user with fewer than ``n`` unseen items gets fewer rows.
     The item factors are broadcast to every executor (4·K bytes per item).
     """
-    if n < 1:
-        raise DataError(f"n must be at least 1, got {n}")
+    check_n(n)
     saved = SavedFactors.read(model)
     users = saved.users
     join_seen = exclude_seen and seen is not None
