@@ -195,9 +195,10 @@ class RankingRecommender(WrapsMatrixFactorization):
         for number in range(n_folds):
             low = number * self.validation_fraction
             val = (position >= low) & (position < low + self.validation_fraction)
-            if (val.all() or not val.any()) and folds:
+            empty = val.all() or not val.any()
+            if empty and folds:
                 continue  # a tiny dataset: the folds that did get ratings are enough
-            if val.all() or not val.any():
+            if empty:
                 raise DataError(
                     f"too few ratings for the ranker's validation split: validation_fraction="
                     f"{self.validation_fraction} of {len(train)} training ratings leaves "
