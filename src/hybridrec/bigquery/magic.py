@@ -26,10 +26,8 @@ from hybridrec._errors import HybridrecError
 
 __all__ = ["BigQueryMagics", "load_ipython_extension"]
 
-_VALUE_FLAGS = {
-    "--project",
-    "--params",
-    "--max_results",
+# Google-only flags that take a value: accepted, ignored with a note
+_GOOGLE_VALUE_FLAGS = {
     "--destination_table",
     "--location",
     "--maximum_bytes_billed",
@@ -39,6 +37,7 @@ _VALUE_FLAGS = {
     "--bqstorage_api_endpoint",
     "--connection",
 }
+_VALUE_FLAGS = {"--project", "--params", "--max_results", *_GOOGLE_VALUE_FLAGS}
 _IGNORED_WITH_NOTE = {
     "--use_legacy_sql",
     "--dry_run",
@@ -46,14 +45,7 @@ _IGNORED_WITH_NOTE = {
     "--use_rest_api",
     "--verbose",
     "--no_query_cache",
-    "--destination_table",
-    "--location",
-    "--maximum_bytes_billed",
-    "--engine",
-    "--progress_bar_type",
-    "--bigquery_api_endpoint",
-    "--bqstorage_api_endpoint",
-    "--connection",
+    *_GOOGLE_VALUE_FLAGS,
 }
 
 
