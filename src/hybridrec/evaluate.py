@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from hybridrec._core.sparse import Csr
 from hybridrec._errors import ModelError
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "evaluation_data",
     "ranking_metrics",
     "regression_metrics",
+    "relevant_rows",
 ]
 
 REGRESSION_METRICS = (
@@ -150,6 +152,20 @@ def _catalogue_metrics(top: np.ndarray, popularity: np.ndarray, k: int) -> dict[
         f"coverage@{k}": float(np.unique(shown).size / popularity.size),
         f"novelty@{k}": float(np.mean(-np.log2(share))),
     }
+
+
+def relevant_rows(
+    users: np.ndarray, items: np.ndarray, values: np.ndarray, threshold: float, n_users: int
+) -> tuple[Csr, np.ndarray] | None:
+    """The relevant held-out items of aligned user and item *indices* (rating ≥ ``threshold``,
+    user and item known to the model) as CSR rows by user index, and the users who have any
+    (sorted): what a model ranks and :func:`ranking_metrics` scores. None when nothing is
+    relevant."""
+    relevant = (values >= threshold) & (users >= 0) & (items >= 0)
+    if not relevant.any():
+        return None
+    rows = Csr.build(users[relevant], items[relevant], values[relevant], n_users, sort_cols=True)
+    return rows, np.flatnonzero(np.diff(rows.indptr) > 0)
 
 
 def evaluation_data(model: Any, data: pd.DataFrame | None) -> pd.DataFrame:

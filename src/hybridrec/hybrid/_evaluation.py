@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hybridrec._core.sparse import Csr, rows_of, top_n
-from hybridrec.evaluate import ranking_metrics
+from hybridrec._core.sparse import rows_of, top_n
+from hybridrec.evaluate import ranking_metrics, relevant_rows
 
 if TYPE_CHECKING:
     from hybridrec.hybrid._model import HybridRecommender
@@ -34,10 +34,10 @@ def ranking_metrics_of(
     mf = model.mf_
     u = mf.user_vocab_.index_of(users_ext)
     i = mf.item_vocab_.index_of(items_ext)
-    relevant = (values >= threshold) & (u >= 0) & (i >= 0)
-    if not relevant.any():
+    found = relevant_rows(u, i, values, threshold, len(mf.user_vocab_))
+    if found is None:
         return {}
-    eval_users = np.unique(u[relevant])
+    rel, eval_users = found
     n_items = len(mf.item_vocab_)
     budget = max(RANKING_MIN_USERS, RANKING_PAIRS // max(n_items, 1))
     if eval_users.size > budget:
@@ -46,7 +46,6 @@ def ranking_metrics_of(
         log.info("ranking metrics on a sample of %d users", budget)
     train = mf._train_csr
     # the relevant hold-out items of each evaluated user, as CSR rows in eval_users' order
-    rel = Csr.build(u[relevant], i[relevant], values[relevant], len(mf.user_vocab_), sort_cols=True)
     eval_rel = rows_of(rel, eval_users)
     top = np.full((eval_users.size, k), -1, dtype=np.int32)
     block = max(1, 200_000 // max(n_items, 1))

@@ -34,7 +34,12 @@ from hybridrec.data import (
     holdout_mask,
     ratings_arrays,
 )
-from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
+from hybridrec.evaluate import (
+    evaluation_data,
+    ranking_metrics,
+    regression_metrics,
+    relevant_rows,
+)
 from hybridrec.mf import _kernels
 from hybridrec.mf._memory import check_memory
 from hybridrec.mf._persist import load_mf, save_mf
@@ -429,13 +434,10 @@ class MatrixFactorization(Recommending):
     ) -> dict[str, float]:
         u = self.user_vocab_.index_of(users_ext)
         i = self.item_vocab_.index_of(items_ext)
-        relevant = (values >= threshold) & (u >= 0) & (i >= 0)
-        if not relevant.any():
+        found = relevant_rows(u, i, values, threshold, len(self.user_vocab_))
+        if found is None:
             return {}
-        rel = Csr.build(
-            u[relevant], i[relevant], values[relevant], len(self.user_vocab_), sort_cols=True
-        )
-        eval_users = np.flatnonzero(np.diff(rel.indptr) > 0)
+        rel, eval_users = found
         # only the users with something relevant to find are ranked
         top_items = np.full((eval_users.size, k), -1, dtype=np.int32)
         for start, top_idx, _ in self._top_n_blocks(k, self._train_csr, 4096, eval_users):

@@ -27,7 +27,7 @@ from hybridrec._core.sparse import Csr, check_n, rows_of
 from hybridrec._errors import DataError, ModelError
 from hybridrec.artifacts import RETRAIN
 from hybridrec.data import IdVocabulary, holdout_mask, ratings_arrays
-from hybridrec.evaluate import evaluation_data, ranking_metrics
+from hybridrec.evaluate import evaluation_data, ranking_metrics, relevant_rows
 from hybridrec.mf import available_memory, fold_in_arrays, items_metadata
 from hybridrec.ranking import _ease_files, _ease_kernels
 
@@ -433,11 +433,10 @@ class EASE:
         users_ext, items_ext, values = ratings_arrays(evaluation_data(self, data))
         u = self.user_vocab_.index_of(users_ext)
         i = self.item_vocab_.index_of(items_ext)
-        rel = (values >= threshold) & (u >= 0) & (i >= 0)
-        if not rel.any():
+        found = relevant_rows(u, i, values, threshold, len(self.user_vocab_))
+        if found is None:
             return {}
-        relevant = Csr.build(u[rel], i[rel], values[rel], len(self.user_vocab_), sort_cols=True)
-        users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+        relevant, users = found
         users = _sample(users, max_users, self.seed) if max_users else users.astype(np.int32)
         top = _top_k_blocks(
             self.weights_, self.columns_, self._train_csr, users, k, len(self.item_vocab_)

@@ -20,7 +20,12 @@ from hybridrec._core.progress import progress_bar
 from hybridrec._core.sparse import Csr, check_n, rows_of
 from hybridrec._errors import DataError, ModelError
 from hybridrec.data import holdout_mask, ratings_arrays
-from hybridrec.evaluate import evaluation_data, ranking_metrics, regression_metrics
+from hybridrec.evaluate import (
+    evaluation_data,
+    ranking_metrics,
+    regression_metrics,
+    relevant_rows,
+)
 from hybridrec.mf import (
     ImplicitMatrixFactorization,
     MatrixFactorization,
@@ -536,11 +541,11 @@ class RankingRecommender(WrapsMatrixFactorization):
         mf = self.mf_
         u = mf.user_vocab_.index_of(users_ext)
         i = mf.item_vocab_.index_of(items_ext)
-        rel = (values >= threshold) & (u >= 0) & (i >= 0)
-        if not rel.any():
+        found = relevant_rows(u, i, values, threshold, len(mf.user_vocab_))
+        if found is None:
             return metrics
-        relevant = Csr.build(u[rel], i[rel], values[rel], len(mf.user_vocab_), sort_cols=True)
-        eval_users = np.flatnonzero(np.diff(relevant.indptr) > 0).astype(np.int32)
+        relevant, eval_users = found
+        eval_users = eval_users.astype(np.int32)
         if max_users is not None and eval_users.size > max_users:
             rng = np.random.default_rng([self.seed, 9])
             eval_users = np.sort(rng.choice(eval_users, max_users, replace=False))
