@@ -24,8 +24,8 @@ import pandas as pd
 from _common import write_result
 from mf_ml100k import load_ml100k
 
-from hybridrec._core.sparse import Csr
-from hybridrec.evaluate import ranking_metrics
+from hybridrec._core.sparse import rows_of
+from hybridrec.evaluate import ranking_metrics, relevant_rows
 from hybridrec.mf import ImplicitMatrixFactorization, MatrixFactorization
 from hybridrec.ranking import EASE, RankingRecommender
 from hybridrec.workspace import Workspace
@@ -61,17 +61,11 @@ def _relevant(mf: MatrixFactorization) -> tuple[np.ndarray, np.ndarray, np.ndarr
     held = mf.eval_set_
     u = mf.user_vocab_.index_of(held["userId"].to_numpy())
     i = mf.item_vocab_.index_of(held["movieId"].to_numpy())
-    rel = (held["rating"].to_numpy() >= 4) & (u >= 0) & (i >= 0)
-    relevant = Csr.build(
-        u[rel], i[rel], np.ones(int(rel.sum()), np.float32), len(mf.user_vocab_), sort_cols=True
-    )
-    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
-    counts = np.diff(relevant.indptr)[users]
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    indices = np.concatenate(
-        [relevant.indices[relevant.indptr[x] : relevant.indptr[x + 1]] for x in users]
-    )
-    return users, indptr, indices
+    found = relevant_rows(u, i, held["rating"].to_numpy(), 4, len(mf.user_vocab_))
+    assert found is not None, "no relevant held-out rating"
+    relevant, users = found
+    rows = rows_of(relevant, users)
+    return users, rows.indptr, rows.indices
 
 
 def implicit_library_als(
