@@ -194,6 +194,21 @@ def taste_driven_ratings(n_users: int, n_items: int, per_user: int, seed: int): 
     return pd.concat(frames, ignore_index=True)
 
 
+def comedy_drama_movies(n_items: int):  # type: ignore[no-untyped-def]
+    """Movies 1..``n_items`` of :func:`taste_driven_ratings`: odd ids are Comedy, even Drama."""
+    import numpy as np
+    import pandas as pd
+
+    ids = np.arange(1, n_items + 1)
+    return pd.DataFrame(
+        {
+            "movieId": ids,
+            "title": [f"Movie {i}" for i in ids],
+            "genres": [["Comedy"] if i % 2 else ["Drama"] for i in ids],
+        }
+    )
+
+
 def random_ratings(n: int = 40, seed: int = 0):  # type: ignore[no-untyped-def]
     """``n`` random half-star ratings of 8 users on 12 movies (duplicates possible)."""
     import numpy as np

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _support.cli import error_line, run
-from _support.data import taste_driven_ratings
+from _support.data import comedy_drama_movies, taste_driven_ratings
 
 from hybridrec import DataError, ModelError
 from hybridrec.ranking import EASE
@@ -22,13 +22,7 @@ from hybridrec.ranking._ease_kernels import reference_weights
 def data() -> tuple[pd.DataFrame, pd.DataFrame]:
     n_items = 120
     ratings = taste_driven_ratings(250, n_items, per_user=30, seed=3)
-    items = pd.DataFrame(
-        {
-            "movieId": np.arange(1, n_items + 1),
-            "title": [f"Movie {i}" for i in range(1, n_items + 1)],
-            "genres": [["Comedy"] if i % 2 else ["Drama"] for i in range(1, n_items + 1)],
-        }
-    )
+    items = comedy_drama_movies(n_items)
     return ratings, items
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _support.cli import run
-from _support.data import taste_driven_ratings
+from _support.data import comedy_drama_movies, taste_driven_ratings
 
 from hybridrec.mf import MatrixFactorization
 from hybridrec.ranking import RankingRecommender, _features
@@ -31,13 +31,7 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame]:
     n_items = 150
     ratings = taste_driven_ratings(300, n_items, per_user=35, seed=11)
     ratings["timestamp"] = 10**9 + 1000 * ratings["userId"] + ratings["movieId"]
-    items = pd.DataFrame(
-        {
-            "movieId": np.arange(1, n_items + 1),
-            "title": [f"Movie {i}" for i in range(1, n_items + 1)],
-            "genres": [["Comedy"] if i % 2 else ["Drama"] for i in range(1, n_items + 1)],
-        }
-    )
+    items = comedy_drama_movies(n_items)
     return ratings, items
 
 
