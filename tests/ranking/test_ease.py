@@ -70,6 +70,16 @@ def test_l2_reg_is_chosen_on_a_validation_split(model):
     assert model.metrics_["ndcg@10"] > 0.1 and model.metrics_["precision@10"] > 0.05
 
 
+def test_l2_reg_scale_shrinks_the_chosen_l2_reg(data, model):
+    ratings, items = data
+    scaled = EASE(l2_reg_scale=0.25).fit(ratings, items=items)
+    assert scaled.tuning_trials_ == model.tuning_trials_  # the same search
+    assert scaled.l2_reg_ == pytest.approx(0.25 * model.l2_reg_)
+    assert not np.allclose(scaled.weights_, model.weights_)
+    # a fixed l2_reg is used as given
+    assert EASE(l2_reg=40.0, l2_reg_scale=0.25).fit(ratings).l2_reg_ == 40.0
+
+
 def test_recommend_skips_seen_items_and_filters_genre(model, data):
     ratings, _ = data
     seen = set(ratings.loc[ratings["userId"] == 5, "movieId"])
@@ -147,6 +157,8 @@ def test_bad_parameters_are_one_line_errors(data):
         EASE(l2_reg=0.0).fit(ratings)
     with pytest.raises(ValueError, match="max_items"):
         EASE(max_items=0).fit(ratings)
+    with pytest.raises(ValueError, match="l2_reg_scale"):
+        EASE(l2_reg_scale=0.0).fit(ratings)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from _support.data import comedy_drama_movies, taste_driven_ratings
 from hybridrec.mf import MatrixFactorization
 from hybridrec.ranking import RankingRecommender, _features
 from hybridrec.ranking._features import FEATURES, ItemStats, Scorers, UserSignals
+from hybridrec.ranking._model import EASE_L2_SCALE
 
 FAST = {
     "mf_params": {"num_factors": 4, "max_iterations": 4},
@@ -180,6 +181,16 @@ def test_a_small_dataset_lends_every_fold_to_the_ranker_a_large_one_one_fold(dat
     assert (
         len(RankingRecommender(**{**FAST, "validation_fraction": 0.4})._ranker_folds(ratings)) == 2
     )
+
+
+def test_the_rankers_ease_is_less_shrunk_than_ease_alone():
+    _, _, ease = RankingRecommender()._base_models()
+    assert ease.l2_reg is None and ease.l2_reg_scale == EASE_L2_SCALE < 1
+    # the later folds and serving reuse the λ of the first fold as it is
+    _, _, fixed = RankingRecommender()._base_models(ease_l2=123.0)
+    assert fixed.l2_reg == 123.0
+    _, _, own = RankingRecommender(ease_params={"l2_reg_scale": 1.0})._base_models()
+    assert own.l2_reg_scale == 1.0
 
 
 def test_time_features_place_the_item_debut_against_the_user_activity():

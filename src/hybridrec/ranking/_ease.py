@@ -61,7 +61,9 @@ class EASE:
     ``l2_reg=None`` chooses λ from :data:`L2_GRID` (doubled beyond it while the largest is
     best) by NDCG@10 on a validation split of the
     training ratings (``validation_fraction``; relevant = rating ≥ ``relevance_threshold``;
-    at most :data:`TUNE_USERS` validation users);
+    at most :data:`TUNE_USERS` validation users), then fits with ``l2_reg_scale`` × that λ
+    (1 by default; a re-ranker that sees popularity by other means wants a less shrunk EASE:
+    :class:`~hybridrec.ranking.RankingRecommender` uses 0.25);
     on catalogues larger than ``tune_items`` the search uses the ``tune_items`` most rated
     items (one inversion per λ costs O(n³)). ``max_items`` keeps only the most rated items (the
     others are never recommended); memory is one ``n × n`` float32 matrix (4 n² bytes: 2.9 GB at
@@ -78,6 +80,7 @@ class EASE:
     def __init__(
         self,
         l2_reg: float | None = None,
+        l2_reg_scale: float = 1.0,
         max_items: int | None = None,
         tune_items: int = 5000,
         validation_fraction: float = 0.2,
@@ -87,6 +90,7 @@ class EASE:
         show_progress: bool = False,
     ) -> None:
         self.l2_reg = l2_reg
+        self.l2_reg_scale = l2_reg_scale
         self.max_items = max_items
         self.tune_items = tune_items
         self.validation_fraction = validation_fraction
@@ -102,6 +106,7 @@ class EASE:
         check_number("l2_reg", self.l2_reg, low=0, optional=True)
         if self.l2_reg is not None and self.l2_reg <= 0:
             raise ValueError(f"l2_reg must be above 0 (or None to choose it), got {self.l2_reg}")
+        check_number("l2_reg_scale", self.l2_reg_scale, low=0, low_open=True)
         if self.max_items is not None:
             check_integer("max_items", self.max_items, low=1)
         check_integer("tune_items", self.tune_items, low=1)
@@ -131,7 +136,11 @@ class EASE:
         start = time.perf_counter()
         with progress_bar("EASE", 2, show=self.show_progress) as bar:
             self.tuning_trials_ = [] if self.l2_reg is not None else self._tune(tu, ti, tv)
-            self.l2_reg_ = float(self.l2_reg) if self.l2_reg is not None else self._best_l2()
+            self.l2_reg_ = (
+                float(self.l2_reg)
+                if self.l2_reg is not None
+                else self._best_l2() * float(self.l2_reg_scale)
+            )
             bar.advance(1, f"EASE: weights, l2_reg={self.l2_reg_:g}")
             self._train_csr = Csr.build(
                 tu, ti, np.ones(tu.size, np.float32), len(self.user_vocab_), sort_cols=True
