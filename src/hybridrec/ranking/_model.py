@@ -132,7 +132,7 @@ class RankingRecommender(WrapsMatrixFactorization):
         common = {"seed": self.seed, "eval_fraction": 0.0}
         mf = MatrixFactorization(**{**(self.mf_params or {}), **common})
         implicit = ImplicitMatrixFactorization(**{**(self.implicit_params or {}), **common})
-        ease_options = {
+        ease_options: dict[str, Any] = {
             "max_items": 10_000,
             "l2_reg_scale": EASE_L2_SCALE,
             **(self.ease_params or {}),
