@@ -3,7 +3,7 @@
 Each model's own hold-out (random 80/20, seed 42); relevant = held-out rating >= 4; items the
 user rated in training are never recommended; users without relevant held-out items are not
 averaged. Floors sit a little below the values ``benchmarks/ranking_ml100k.py`` measured
-(``benchmarks/results/ranking_ml100k.json``: ranker NDCG@10 0.404, P@10 0.290; implicit ALS
+(``benchmarks/results/ranking_ml100k.json``: ranker NDCG@10 0.405, P@10 0.291; implicit ALS
 NDCG@10 0.385, P@10 0.277) so they catch a regression, not noise; both must also beat
 recommending the most-rated movies (NDCG@10 0.176, P@10 0.134 there).
 """
