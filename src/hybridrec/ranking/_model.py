@@ -343,6 +343,7 @@ class RankingRecommender(WrapsMatrixFactorization):
             float(implicit.wals_alpha),
             float(implicit.l2_reg),
         )
+        now = np.array([self._data_end()])  # a new user rates now: at the end of the data
         ids = self.mf_.item_vocab_.ids[rated]
         mf_factors, mf_bias = self.mf_.fold_in(
             dict(zip(ids.tolist(), values.tolist(), strict=True))
@@ -354,9 +355,8 @@ class RankingRecommender(WrapsMatrixFactorization):
             mf_bias=np.array([mf_bias]),
             n_rated=np.array([float(rated.size)]),
             genre_profile=_features.genre_profile(self.item_stats_.genres[rated])[None, :],
-            # a new user rates now: at the end of the training data
-            first_rated=np.array([self._data_end()]),
-            last_rated=np.array([self._data_end()]),
+            first_rated=now,
+            last_rated=now,
         )
 
     def _data_end(self) -> float:
