@@ -11,6 +11,7 @@ import pytest
 from _support.cli import run
 from _support.data import comedy_drama_movies, taste_driven_ratings
 
+from hybridrec.data import holdout_mask
 from hybridrec.mf import MatrixFactorization
 from hybridrec.ranking import RankingRecommender, _features
 from hybridrec.ranking._features import FEATURES, ItemStats, Scorers, UserSignals
@@ -234,16 +235,9 @@ def test_time_features_place_the_item_debut_against_the_user_activity():
 
 def test_users_activity_is_learned_and_a_new_user_rates_at_the_end_of_the_data(ranker, data):
     ratings, _ = data
-    train = ratings.drop(index=ratings.index[_held_out(ranker, ratings)])
+    train = ratings[~holdout_mask(len(ratings), ranker.eval_fraction, ranker.seed)]
     last = train.groupby("userId")["timestamp"].max()
     ids = ranker.mf_.user_vocab_.ids
     np.testing.assert_array_equal(ranker.user_last_, last.loc[ids].to_numpy(np.float64))
     signals = ranker._new_user_signals(np.array([0, 1]), np.array([5.0, 4.0]))
     assert signals.last_rated[0] == signals.first_rated[0] == train["timestamp"].max()
-
-
-def _held_out(ranker, ratings):
-    """Positions of the ratings in the model's evaluation hold-out."""
-    key = ratings["userId"].astype(str) + ":" + ratings["movieId"].astype(str)
-    held = ranker.eval_set_["userId"].astype(str) + ":" + ranker.eval_set_["movieId"].astype(str)
-    return np.flatnonzero(key.isin(set(held)))
